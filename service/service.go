@@ -1,0 +1,108 @@
+// Package service holds otter-service's domain: submissions and their
+// lifecycle, the Store that keeps them, the intake that accepts notebooks and
+// the workers that grade them. It imports no adapter: storage, HTTP, grading
+// back ends and course repositories plug in through small interfaces and live
+// in packages named for their technology.
+package service
+
+import (
+	"time"
+
+	"github.com/otter-service/otter-service/grading"
+)
+
+// Status is where a submission is in its lifecycle.
+type Status string
+
+const (
+	StatusQueued  Status = "queued"  // accepted and waiting for a worker
+	StatusGrading Status = "grading" // a worker holds a lease on it
+	StatusGraded  Status = "graded"  // graded; Grade is set
+	StatusFailed  Status = "failed"  // grading could not produce a grade; Failure says why
+)
+
+// Assignment names what a notebook claims to be, from its
+// metadata.otter_service.
+type Assignment struct {
+	Course     string `json:"course"`
+	Section    string `json:"section"`
+	Assignment string `json:"assignment"`
+}
+
+// Submission is one notebook submitted by one user.
+type Submission struct {
+	ID string
+	Assignment
+	User       string
+	Status     Status
+	ReceivedAt time.Time
+	StartedAt  time.Time // zero until a worker first claims it
+	FinishedAt time.Time // zero until graded or failed
+	Attempts   int       // how many times a worker has claimed it
+
+	// Set when Status is StatusGraded.
+	Grade     float64
+	Questions []Question
+
+	// Set when Status is StatusFailed.
+	Failure *Failure
+}
+
+// Question is one test's outcome as shown to the student.
+type Question struct {
+	Name     string  `json:"name"`
+	Score    float64 `json:"score"`
+	MaxScore float64 `json:"max_score"`
+	Hidden   bool    `json:"hidden,omitempty"`
+}
+
+// Failure explains why a submission could not be graded.
+type Failure struct {
+	Code    string `json:"code"`    // one of the Failure* codes
+	Message string `json:"message"` // a sentence for the student and the operator
+}
+
+// Failure codes.
+const (
+	FailureAutograder  = grading.KindAutograder // otter ran but produced no usable result
+	FailureTimeout     = grading.KindTimeout    // grading exceeded its wall-clock limit
+	FailureOutput      = grading.KindOutput     // grading printed more than allowed
+	FailureMemory      = grading.KindMemory     // grading exceeded its memory limit
+	FailureKernel      = grading.KindKernel     // the notebook's kernel died
+	FailureConfig      = "course_config"        // the assignment's autograder could not be found
+	FailureInterrupted = "interrupted"          // grading was interrupted too many times
+)
+
+// Grade is the record the old service wrote, one per graded submission, kept
+// field for field so dashboards keep working.
+type Grade struct {
+	SubmissionID string
+	User         string
+	Grade        float64
+	Assignment
+	Timestamp time.Time
+}
+
+// LogEntry is one line of the per-submission log course staff read.
+type LogEntry struct {
+	SubmissionID string
+	User         string
+	Assignment
+	Message   string
+	Trace     string
+	Type      string // LogInfo or LogError
+	Timestamp time.Time
+}
+
+// Log entry types.
+const (
+	LogInfo  = "info"
+	LogError = "error"
+)
+
+// Lease is a worker's claim on a submission. Only the holder of the current
+// token may finish or release the submission.
+type Lease struct {
+	Token   string
+	Expires time.Time
+}

@@ -1,0 +1,465 @@
+// Package sqlite is the embedded Store: a single SQLite database file (through
+// modernc.org/sqlite, which needs no cgo) that survives restarts and crashes.
+//
+// Writes go through one connection. New submissions are group-committed: the
+// submissions that arrive while a commit is in flight are written together in
+// the next transaction, so every accepted submission is on disk (WAL,
+// synchronous=FULL) before it is acknowledged without paying one disk flush
+// per request.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/otter-service/otter-service/service"
+)
+
+// Store implements service.Store on SQLite.
+type Store struct {
+	w *sql.DB // one connection: every write
+	r *sql.DB // readers
+
+	creates chan *createReq
+	quit    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+var _ service.Store = (*Store)(nil)
+
+// maxBatch bounds how many submissions one group commit writes.
+const maxBatch = 128
+
+const schema = `
+CREATE TABLE IF NOT EXISTS submissions (
+	seq           INTEGER PRIMARY KEY,
+	id            TEXT NOT NULL UNIQUE,
+	user          TEXT NOT NULL,
+	course        TEXT NOT NULL,
+	section       TEXT NOT NULL,
+	assignment    TEXT NOT NULL,
+	status        TEXT NOT NULL,
+	received_at   INTEGER NOT NULL,
+	started_at    INTEGER,
+	finished_at   INTEGER,
+	attempts      INTEGER NOT NULL DEFAULT 0,
+	lease_token   TEXT,
+	lease_expires INTEGER,
+	grade         REAL,
+	questions     TEXT,
+	failure_code  TEXT,
+	failure_msg   TEXT
+);
+CREATE INDEX IF NOT EXISTS submissions_queued ON submissions(seq) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS submissions_leased ON submissions(lease_expires) WHERE status = 'grading';
+CREATE TABLE IF NOT EXISTS notebooks (
+	id      TEXT PRIMARY KEY,
+	content BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS grades (
+	submission_id TEXT PRIMARY KEY,
+	user          TEXT NOT NULL,
+	grade         REAL NOT NULL,
+	course        TEXT NOT NULL,
+	section       TEXT NOT NULL,
+	assignment    TEXT NOT NULL,
+	timestamp     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS grades_user ON grades(user, course, section, assignment);
+CREATE TABLE IF NOT EXISTS logs (
+	seq           INTEGER PRIMARY KEY,
+	submission_id TEXT NOT NULL,
+	user          TEXT NOT NULL,
+	course        TEXT NOT NULL,
+	section       TEXT NOT NULL,
+	assignment    TEXT NOT NULL,
+	message       TEXT NOT NULL,
+	trace         TEXT NOT NULL,
+	type          TEXT NOT NULL,
+	timestamp     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_submission ON logs(submission_id, seq);
+`
+
+// Open opens (creating if needed) the database at path.
+func Open(path string) (*Store, error) {
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if _, err := w.Exec(schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("creating the schema in %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	s := &Store{w: w, r: r, creates: make(chan *createReq), quit: make(chan struct{}), done: make(chan struct{})}
+	go s.groupCommit()
+	return s, nil
+}
+
+// Close implements service.Store.
+func (s *Store) Close() error {
+	s.once.Do(func() { close(s.quit) })
+	<-s.done
+	return errors.Join(s.w.Close(), s.r.Close())
+}
+
+type createReq struct {
+	sub      *service.Submission
+	notebook []byte
+	err      chan error
+}
+
+// CreateSubmission implements service.Store.
+func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, notebook []byte) error {
+	req := &createReq{sub: sub, notebook: notebook, err: make(chan error, 1)}
+	select {
+	case s.creates <- req:
+	case <-s.quit:
+		return service.Errorf(service.EUNAVAILABLE, "The service is shutting down; please submit again in a minute.")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once handed over, the write happens whatever ctx says; wait for it so
+	// the caller never acknowledges a submission that is not on disk.
+	return <-req.err
+}
+
+func (s *Store) groupCommit() {
+	defer close(s.done)
+	for {
+		var req *createReq
+		select {
+		case req = <-s.creates:
+		case <-s.quit:
+			return
+		}
+		batch := []*createReq{req}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.creates:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		err := s.insert(batch)
+		if err != nil && len(batch) > 1 {
+			// Do not let one bad submission fail the others.
+			for _, r := range batch {
+				r.err <- s.insert([]*createReq{r})
+			}
+			continue
+		}
+		for _, r := range batch {
+			r.err <- err
+		}
+	}
+}
+
+func (s *Store) insert(batch []*createReq) error {
+	return mapError(s.tx(context.Background(), func(tx *sql.Tx) error {
+		for _, r := range batch {
+			sub := r.sub
+			_, err := tx.Exec(`INSERT INTO submissions (id, user, course, section, assignment, status, received_at)
+				VALUES (?, ?, ?, ?, ?, 'queued', ?)`,
+				sub.ID, sub.User, sub.Course, sub.Section, sub.Assignment.Assignment, sub.ReceivedAt.UnixNano())
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`INSERT INTO notebooks (id, content) VALUES (?, ?)`, sub.ID, r.notebook); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+const submissionColumns = `id, user, course, section, assignment, status, received_at, started_at,
+	finished_at, attempts, grade, questions, failure_code, failure_msg`
+
+func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, error) {
+	var (
+		sub                        service.Submission
+		received                   int64
+		started, finished          sql.NullInt64
+		grade                      sql.NullFloat64
+		questions, fcode, fmessage sql.NullString
+	)
+	err := row.Scan(&sub.ID, &sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &sub.Status,
+		&received, &started, &finished, &sub.Attempts, &grade, &questions, &fcode, &fmessage)
+	if err != nil {
+		return nil, err
+	}
+	sub.ReceivedAt = time.Unix(0, received).UTC()
+	if started.Valid {
+		sub.StartedAt = time.Unix(0, started.Int64).UTC()
+	}
+	if finished.Valid {
+		sub.FinishedAt = time.Unix(0, finished.Int64).UTC()
+	}
+	sub.Grade = grade.Float64
+	if questions.Valid && questions.String != "" {
+		if err := json.Unmarshal([]byte(questions.String), &sub.Questions); err != nil {
+			return nil, fmt.Errorf("submission %s: questions: %w", sub.ID, err)
+		}
+	}
+	if fcode.Valid {
+		sub.Failure = &service.Failure{Code: fcode.String, Message: fmessage.String}
+	}
+	return &sub, nil
+}
+
+// Submission implements service.Store.
+func (s *Store) Submission(ctx context.Context, id string) (*service.Submission, error) {
+	sub, err := scanSubmission(s.r.QueryRowContext(ctx, `SELECT `+submissionColumns+` FROM submissions WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, service.Errorf(service.ENOTFOUND, "There is no submission %q.", id)
+	}
+	return sub, mapError(err)
+}
+
+// Notebook implements service.Store.
+func (s *Store) Notebook(ctx context.Context, id string) ([]byte, error) {
+	var nb []byte
+	err := s.r.QueryRowContext(ctx, `SELECT content FROM notebooks WHERE id = ?`, id).Scan(&nb)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, service.Errorf(service.ENOTFOUND, "There is no submission %q.", id)
+	}
+	return nb, mapError(err)
+}
+
+// QueuePosition implements service.Store.
+func (s *Store) QueuePosition(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM submissions
+		WHERE status = 'queued' AND seq <= (SELECT seq FROM submissions WHERE id = ? AND status = 'queued')`, id).Scan(&n)
+	if err != nil {
+		return 0, mapError(err)
+	}
+	if n == 0 {
+		return 0, service.Errorf(service.ENOTFOUND, "Submission %q is not queued.", id)
+	}
+	return n, nil
+}
+
+// Claim implements service.Store.
+func (s *Store) Claim(ctx context.Context, now time.Time, ttl time.Duration) (*service.Submission, *service.Lease, error) {
+	var sub *service.Submission
+	lease := &service.Lease{Token: service.NewID(), Expires: now.Add(ttl).UTC()}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// The oldest of: the first queued submission, and the first whose
+		// lease expired.
+		row := tx.QueryRow(`SELECT id FROM (
+				SELECT id, seq FROM (SELECT id, seq FROM submissions WHERE status = 'queued' ORDER BY seq LIMIT 1)
+				UNION ALL
+				SELECT id, seq FROM (SELECT id, seq FROM submissions WHERE status = 'grading' AND lease_expires <= ? ORDER BY lease_expires LIMIT 1)
+			) ORDER BY seq LIMIT 1`, now.UnixNano())
+		var id string
+		if err := row.Scan(&id); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			return err
+		}
+		var err error
+		sub, err = scanSubmission(tx.QueryRow(`UPDATE submissions
+			SET status = 'grading', lease_token = ?, lease_expires = ?, attempts = attempts + 1, started_at = ?
+			WHERE id = ? RETURNING `+submissionColumns,
+			lease.Token, lease.Expires.UnixNano(), now.UnixNano(), id))
+		return err
+	})
+	if err != nil || sub == nil {
+		return nil, nil, mapError(err)
+	}
+	return sub, lease, nil
+}
+
+// ExtendLease implements service.Store.
+func (s *Store) ExtendLease(ctx context.Context, id string, l *service.Lease, now time.Time, ttl time.Duration) error {
+	expires := now.Add(ttl).UTC()
+	err := s.exec1(ctx, `UPDATE submissions SET lease_expires = ? WHERE id = ? AND lease_token = ? AND status = 'grading'`,
+		expires.UnixNano(), id, l.Token)
+	if err == nil {
+		l.Expires = expires
+	}
+	return err
+}
+
+// Release implements service.Store.
+func (s *Store) Release(ctx context.Context, id string, l *service.Lease) error {
+	return s.exec1(ctx, `UPDATE submissions
+		SET status = 'queued', lease_token = NULL, lease_expires = NULL, attempts = MAX(attempts - 1, 0)
+		WHERE id = ? AND lease_token = ? AND status = 'grading'`, id, l.Token)
+}
+
+// Finish implements service.Store.
+func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out service.Outcome) error {
+	var questions []byte
+	var fcode, fmsg any
+	if out.Status == service.StatusGraded {
+		var err error
+		if questions, err = json.Marshal(out.Questions); err != nil {
+			return err
+		}
+	} else if out.Failure != nil {
+		fcode, fmsg = out.Failure.Code, out.Failure.Message
+	}
+	var grade any
+	if out.Status == service.StatusGraded {
+		grade = out.Grade
+	}
+	return mapError(s.tx(ctx, func(tx *sql.Tx) error {
+		// The lease token stays on a finished submission, so a retried
+		// Finish by the same holder matches again and changes nothing new.
+		var sub service.Submission
+		var finished sql.NullInt64
+		err := tx.QueryRow(`UPDATE submissions
+			SET status = ?, grade = ?, questions = ?, failure_code = ?, failure_msg = ?, lease_expires = NULL,
+				finished_at = COALESCE(finished_at, ?)
+			WHERE id = ? AND lease_token = ? AND status IN ('grading', ?)
+			RETURNING user, course, section, assignment, finished_at`,
+			out.Status, grade, nullable(questions), fcode, fmsg, out.FinishedAt.UnixNano(), id, l.Token, out.Status).
+			Scan(&sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &finished)
+		if errors.Is(err, sql.ErrNoRows) {
+			return service.Errorf(service.ECONFLICT, "Submission %q is no longer held by this worker.", id)
+		}
+		if err != nil || out.Status != service.StatusGraded {
+			return err
+		}
+		_, err = tx.Exec(`INSERT INTO grades (submission_id, user, grade, course, section, assignment, timestamp)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (submission_id) DO UPDATE SET grade = excluded.grade`,
+			id, sub.User, out.Grade, sub.Course, sub.Section, sub.Assignment.Assignment, finished.Int64)
+		return err
+	}))
+}
+
+// Grades implements service.Store.
+func (s *Store) Grades(ctx context.Context, f service.GradeFilter) ([]service.Grade, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT submission_id, user, grade, course, section, assignment, timestamp
+		FROM grades
+		WHERE (?1 = '' OR submission_id = ?1) AND (?2 = '' OR user = ?2) AND (?3 = '' OR course = ?3)
+		  AND (?4 = '' OR section = ?4) AND (?5 = '' OR assignment = ?5)
+		ORDER BY timestamp, submission_id`,
+		f.SubmissionID, f.User, f.Course, f.Section, f.Assignment.Assignment)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	var out []service.Grade
+	for rows.Next() {
+		var g service.Grade
+		var ts int64
+		if err := rows.Scan(&g.SubmissionID, &g.User, &g.Grade, &g.Course, &g.Section, &g.Assignment.Assignment, &ts); err != nil {
+			return nil, mapError(err)
+		}
+		g.Timestamp = time.Unix(0, ts).UTC()
+		out = append(out, g)
+	}
+	return out, mapError(rows.Err())
+}
+
+// AppendLog implements service.Store.
+func (s *Store) AppendLog(ctx context.Context, e service.LogEntry) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO logs (submission_id, user, course, section, assignment, message, trace, type, timestamp)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.SubmissionID, e.User, e.Course, e.Section, e.Assignment.Assignment, e.Message, e.Trace, e.Type, e.Timestamp.UnixNano())
+	return mapError(err)
+}
+
+// Logs implements service.Store.
+func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT submission_id, user, course, section, assignment, message, trace, type, timestamp
+		FROM logs WHERE submission_id = ? ORDER BY seq`, submissionID)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	var out []service.LogEntry
+	for rows.Next() {
+		var e service.LogEntry
+		var ts int64
+		if err := rows.Scan(&e.SubmissionID, &e.User, &e.Course, &e.Section, &e.Assignment.Assignment, &e.Message, &e.Trace, &e.Type, &ts); err != nil {
+			return nil, mapError(err)
+		}
+		e.Timestamp = time.Unix(0, ts).UTC()
+		out = append(out, e)
+	}
+	return out, mapError(rows.Err())
+}
+
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// exec1 runs a write that must change exactly one row; ECONFLICT otherwise.
+func (s *Store) exec1(ctx context.Context, query string, args ...any) error {
+	res, err := s.w.ExecContext(ctx, query, args...)
+	if err != nil {
+		return mapError(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return service.Errorf(service.ECONFLICT, "The submission is no longer held by this worker.")
+	}
+	return nil
+}
+
+func nullable(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
+// mapError turns SQLite's errors into the service's.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *service.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return &service.Error{Code: service.ECONFLICT, Message: "A submission with this id already exists."}
+		}
+		switch e.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+			return fmt.Errorf("%w (%v)", service.Errorf(service.EUNAVAILABLE, "The grading service cannot store submissions right now; please try again in a few minutes."), err)
+		}
+	}
+	return fmt.Errorf("sqlite: %w", err)
+}

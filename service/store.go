@@ -1,0 +1,82 @@
+package service
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps submissions, grades and logs durably. Every implementation runs
+// the conformance suite in service/storetest, so they cannot drift apart.
+//
+// Errors are *Error values: EUNAVAILABLE when the backing database cannot be
+// reached (the caller may retry), ENOTFOUND and ECONFLICT as documented per
+// method; anything else is EINTERNAL.
+type Store interface {
+	// CreateSubmission durably records s, with its notebook, as queued. s.ID,
+	// s.User, s.Assignment and s.ReceivedAt must be set. When it returns nil
+	// the submission survives a crash of the process.
+	// Returns ECONFLICT if a submission with s.ID already exists.
+	CreateSubmission(ctx context.Context, s *Submission, notebook []byte) error
+
+	// Submission returns the submission with the given id, without its notebook.
+	// Returns ENOTFOUND if there is none.
+	Submission(ctx context.Context, id string) (*Submission, error)
+
+	// Notebook returns the notebook submitted with submission id.
+	// Returns ENOTFOUND if there is none.
+	Notebook(ctx context.Context, id string) ([]byte, error)
+
+	// QueuePosition returns how many queued submissions were received before
+	// id, plus one. Returns ENOTFOUND if id does not exist or is not queued.
+	QueuePosition(ctx context.Context, id string) (int, error)
+
+	// Claim gives the caller a lease until now+ttl on the oldest submission
+	// that is queued, or whose grading lease expired at or before now (a
+	// worker died), marks it grading and counts the attempt. It returns
+	// (nil, nil) when there is nothing to claim.
+	Claim(ctx context.Context, now time.Time, ttl time.Duration) (*Submission, *Lease, error)
+
+	// ExtendLease moves the lease's expiry to now+ttl and updates l.
+	// Returns ECONFLICT if l is no longer the submission's current lease.
+	ExtendLease(ctx context.Context, id string, l *Lease, now time.Time, ttl time.Duration) error
+
+	// Release returns a claimed submission to the queue, as if never claimed
+	// this time (the attempt is not counted).
+	// Returns ECONFLICT if l is no longer the submission's current lease.
+	Release(ctx context.Context, id string, l *Lease) error
+
+	// Finish records the outcome of grading: for StatusGraded, the grade and
+	// questions, and one Grade record (never two for one submission, however
+	// often Finish is retried); for StatusFailed, the failure. Both in one
+	// atomic step.
+	// Returns ECONFLICT if l is no longer the submission's current lease.
+	Finish(ctx context.Context, id string, l *Lease, out Outcome) error
+
+	// Grades returns the grade records matching f, oldest first.
+	Grades(ctx context.Context, f GradeFilter) ([]Grade, error)
+
+	// AppendLog adds e to the log.
+	AppendLog(ctx context.Context, e LogEntry) error
+
+	// Logs returns the log entries for a submission, oldest first.
+	Logs(ctx context.Context, submissionID string) ([]LogEntry, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Outcome is what grading produced.
+type Outcome struct {
+	Status     Status // StatusGraded or StatusFailed
+	Grade      float64
+	Questions  []Question
+	Failure    *Failure
+	FinishedAt time.Time
+}
+
+// GradeFilter selects grade records; empty fields match anything.
+type GradeFilter struct {
+	SubmissionID string
+	User         string
+	Assignment
+}

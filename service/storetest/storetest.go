@@ -1,0 +1,359 @@
+// Package storetest is the conformance suite every service.Store runs, so the
+// embedded and the cloud stores cannot drift apart.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otter-service/otter-service/service"
+)
+
+// Run runs the suite. open returns a new, empty store for each subtest.
+func Run(t *testing.T, open func(t *testing.T) service.Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, service.Store)
+	}{
+		{"CreateAndRead", testCreateAndRead},
+		{"DuplicateID", testDuplicateID},
+		{"NotFound", testNotFound},
+		{"QueueOrder", testQueueOrder},
+		{"ClaimEmpty", testClaimEmpty},
+		{"ExpiredLeaseIsReclaimed", testExpiredLease},
+		{"LeaseHolderOnly", testLeaseHolderOnly},
+		{"ReleaseRequeues", testRelease},
+		{"FinishGradedOnce", testFinishGradedOnce},
+		{"FinishFailed", testFinishFailed},
+		{"ConcurrentClaimsAreExclusive", testConcurrentClaims},
+		{"ConcurrentCreates", testConcurrentCreates},
+		{"Logs", testLogs},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+func newSub(i int, user string) *service.Submission {
+	return &service.Submission{
+		ID:         service.NewID(),
+		User:       user,
+		Assignment: service.Assignment{Course: "8x", Section: "1", Assignment: fmt.Sprintf("lab%02d", i%3+1)},
+		Status:     service.StatusQueued,
+		ReceivedAt: t0.Add(time.Duration(i) * time.Second),
+	}
+}
+
+func create(t *testing.T, s service.Store, sub *service.Submission, nb []byte) {
+	t.Helper()
+	if err := s.CreateSubmission(context.Background(), sub, nb); err != nil {
+		t.Fatalf("CreateSubmission: %v", err)
+	}
+}
+
+func claim(t *testing.T, s service.Store, now time.Time) (*service.Submission, *service.Lease) {
+	t.Helper()
+	sub, l, err := s.Claim(context.Background(), now, time.Minute)
+	if err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	return sub, l
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := service.ErrorCode(err); got != code {
+		t.Fatalf("%s: error code %q (%v), want %q", what, got, err, code)
+	}
+}
+
+func testCreateAndRead(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	sub := newSub(0, "alice")
+	nb := bytes.Repeat([]byte(`{"x":1}`), 50000) // 350 kB
+	create(t, s, sub, nb)
+	got, err := s.Submission(ctx, sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != sub.ID || got.User != "alice" || got.Assignment != sub.Assignment || got.Status != service.StatusQueued ||
+		!got.ReceivedAt.Equal(sub.ReceivedAt) || got.Attempts != 0 || !got.StartedAt.IsZero() || got.Failure != nil {
+		t.Errorf("Submission = %+v, want what was created: %+v", got, sub)
+	}
+	gotNB, err := s.Notebook(ctx, sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(gotNB, nb) {
+		t.Errorf("Notebook returned %d bytes, want the %d stored", len(gotNB), len(nb))
+	}
+	if pos, err := s.QueuePosition(ctx, sub.ID); err != nil || pos != 1 {
+		t.Errorf("QueuePosition = %d, %v; want 1", pos, err)
+	}
+}
+
+func testDuplicateID(t *testing.T, s service.Store) {
+	sub := newSub(0, "alice")
+	create(t, s, sub, []byte("{}"))
+	err := s.CreateSubmission(context.Background(), sub, []byte("{}"))
+	wantCode(t, "second CreateSubmission with the same id", err, service.ECONFLICT)
+}
+
+func testNotFound(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	_, err := s.Submission(ctx, "nope")
+	wantCode(t, "Submission", err, service.ENOTFOUND)
+	_, err = s.Notebook(ctx, "nope")
+	wantCode(t, "Notebook", err, service.ENOTFOUND)
+	_, err = s.QueuePosition(ctx, "nope")
+	wantCode(t, "QueuePosition", err, service.ENOTFOUND)
+}
+
+func testQueueOrder(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	var subs []*service.Submission
+	for i := 0; i < 5; i++ {
+		sub := newSub(i, "alice")
+		create(t, s, sub, []byte("{}"))
+		subs = append(subs, sub)
+	}
+	for i, sub := range subs {
+		if pos, err := s.QueuePosition(ctx, sub.ID); err != nil || pos != i+1 {
+			t.Errorf("QueuePosition(#%d) = %d, %v; want %d", i, pos, err, i+1)
+		}
+	}
+	for i, want := range subs {
+		got, l := claim(t, s, t0.Add(time.Hour))
+		if got == nil || got.ID != want.ID {
+			t.Fatalf("claim #%d got %v, want %s (first in, first out)", i, got, want.ID)
+		}
+		if got.Status != service.StatusGrading || got.Attempts != 1 || l == nil || l.Token == "" {
+			t.Errorf("claimed submission = %+v, lease %+v; want grading, attempt 1, a lease", got, l)
+		}
+	}
+	_, err := s.QueuePosition(ctx, subs[0].ID)
+	wantCode(t, "QueuePosition of a claimed submission", err, service.ENOTFOUND)
+}
+
+func testClaimEmpty(t *testing.T, s service.Store) {
+	if sub, l := claim(t, s, t0); sub != nil || l != nil {
+		t.Fatalf("Claim on an empty store = %v, %v; want nothing", sub, l)
+	}
+}
+
+func testExpiredLease(t *testing.T, s service.Store) {
+	sub := newSub(0, "alice")
+	create(t, s, sub, []byte("{}"))
+	now := t0.Add(time.Hour)
+	first, l1 := claim(t, s, now)
+	if first == nil {
+		t.Fatal("nothing claimed")
+	}
+	if again, _ := claim(t, s, now.Add(59*time.Second)); again != nil {
+		t.Fatalf("claimed %s while its lease was held", again.ID)
+	}
+	second, l2 := claim(t, s, now.Add(61*time.Second))
+	if second == nil || second.ID != sub.ID || second.Attempts != 2 {
+		t.Fatalf("after the lease expired, Claim = %+v; want %s on attempt 2", second, sub.ID)
+	}
+	if l2.Token == l1.Token {
+		t.Fatal("the new lease has the old lease's token")
+	}
+	// The first worker woke up late: it may no longer finish.
+	err := s.Finish(context.Background(), sub.ID, l1, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now})
+	wantCode(t, "Finish with an expired, reclaimed lease", err, service.ECONFLICT)
+}
+
+func testLeaseHolderOnly(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	sub := newSub(0, "alice")
+	create(t, s, sub, []byte("{}"))
+	now := t0.Add(time.Hour)
+	got, l := claim(t, s, now)
+	if got == nil {
+		t.Fatal("nothing claimed")
+	}
+	stranger := &service.Lease{Token: "someone-else", Expires: l.Expires}
+	wantCode(t, "ExtendLease by a stranger", s.ExtendLease(ctx, sub.ID, stranger, now, time.Minute), service.ECONFLICT)
+	wantCode(t, "Release by a stranger", s.Release(ctx, sub.ID, stranger), service.ECONFLICT)
+	wantCode(t, "Finish by a stranger", s.Finish(ctx, sub.ID, stranger, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now}), service.ECONFLICT)
+	if err := s.ExtendLease(ctx, sub.ID, l, now.Add(50*time.Second), time.Minute); err != nil {
+		t.Fatalf("ExtendLease by the holder: %v", err)
+	}
+	if want := now.Add(110 * time.Second); !l.Expires.Equal(want) {
+		t.Errorf("extended lease expires %v, want %v", l.Expires, want)
+	}
+	if again, _ := claim(t, s, now.Add(100*time.Second)); again != nil {
+		t.Fatal("claimed a submission whose lease was extended")
+	}
+}
+
+func testRelease(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	a, b := newSub(0, "alice"), newSub(1, "bob")
+	create(t, s, a, []byte("{}"))
+	create(t, s, b, []byte("{}"))
+	got, l := claim(t, s, t0.Add(time.Hour))
+	if err := s.Release(ctx, got.ID, l); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	sub, err := s.Submission(ctx, a.ID)
+	if err != nil || sub.Status != service.StatusQueued || sub.Attempts != 0 {
+		t.Fatalf("after Release, submission = %+v, %v; want queued with no attempt counted", sub, err)
+	}
+	if again, _ := claim(t, s, t0.Add(time.Hour)); again == nil || again.ID != a.ID {
+		t.Fatalf("after Release, Claim = %v; want %s back at the head of the queue", again, a.ID)
+	}
+	wantCode(t, "Release with a spent lease", s.Release(ctx, a.ID, l), service.ECONFLICT)
+}
+
+func testFinishGradedOnce(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	sub := newSub(0, "alice")
+	create(t, s, sub, []byte("{}"))
+	now := t0.Add(time.Hour)
+	_, l := claim(t, s, now)
+	out := service.Outcome{
+		Status: service.StatusGraded, Grade: 2.0 / 3,
+		Questions:  []service.Question{{Name: "q1", Score: 1, MaxScore: 1}, {Name: "q2", Score: 1, MaxScore: 1}, {Name: "q3", Score: 0, MaxScore: 1, Hidden: true}},
+		FinishedAt: now.Add(5 * time.Second),
+	}
+	for i := 0; i < 3; i++ { // a retried Finish changes nothing
+		if err := s.Finish(ctx, sub.ID, l, out); err != nil {
+			t.Fatalf("Finish #%d: %v", i+1, err)
+		}
+	}
+	got, err := s.Submission(ctx, sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != service.StatusGraded || got.Grade != out.Grade || len(got.Questions) != 3 || got.Questions[2] != out.Questions[2] ||
+		!got.FinishedAt.Equal(out.FinishedAt) || !got.StartedAt.Equal(now) {
+		t.Errorf("graded submission = %+v; want the outcome %+v", got, out)
+	}
+	grades, err := s.Grades(ctx, service.GradeFilter{User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(grades) != 1 {
+		t.Fatalf("Grades = %+v; want exactly one record", grades)
+	}
+	g := grades[0]
+	if g.SubmissionID != sub.ID || g.User != "alice" || g.Grade != out.Grade || g.Assignment != sub.Assignment || !g.Timestamp.Equal(out.FinishedAt) {
+		t.Errorf("grade record = %+v", g)
+	}
+	if other, _ := s.Grades(ctx, service.GradeFilter{User: "bob"}); len(other) != 0 {
+		t.Errorf("Grades for another user = %+v; want none", other)
+	}
+	if again, _ := claim(t, s, now.Add(24*time.Hour)); again != nil {
+		t.Errorf("claimed a graded submission: %+v", again)
+	}
+}
+
+func testFinishFailed(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	sub := newSub(0, "alice")
+	create(t, s, sub, []byte("{}"))
+	_, l := claim(t, s, t0.Add(time.Hour))
+	f := &service.Failure{Code: service.FailureTimeout, Message: "Grading took longer than 10 minutes."}
+	if err := s.Finish(ctx, sub.ID, l, service.Outcome{Status: service.StatusFailed, Failure: f, FinishedAt: t0.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Submission(ctx, sub.ID)
+	if got.Status != service.StatusFailed || got.Failure == nil || *got.Failure != *f {
+		t.Errorf("failed submission = %+v; want failure %+v", got, f)
+	}
+	if grades, _ := s.Grades(ctx, service.GradeFilter{SubmissionID: sub.ID}); len(grades) != 0 {
+		t.Errorf("a failed submission has grade records: %+v", grades)
+	}
+}
+
+func testConcurrentClaims(t *testing.T, s service.Store) {
+	const n = 20
+	for i := 0; i < n; i++ {
+		create(t, s, newSub(i, "alice"), []byte("{}"))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				sub, _, err := s.Claim(context.Background(), t0.Add(time.Hour), time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if sub == nil {
+					return
+				}
+				mu.Lock()
+				seen[sub.ID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Errorf("claimed %d distinct submissions, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("submission %s claimed %d times while its lease was held", id, c)
+		}
+	}
+}
+
+func testConcurrentCreates(t *testing.T, s service.Store) {
+	const n = 100
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub := newSub(i, "alice")
+			ids[i] = sub.ID
+			if err := s.CreateSubmission(context.Background(), sub, []byte(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, id := range ids {
+		nb, err := s.Notebook(context.Background(), id)
+		if err != nil || string(nb) != fmt.Sprintf(`{"n":%d}`, i) {
+			t.Errorf("submission %d: notebook %q, %v", i, nb, err)
+		}
+	}
+}
+
+func testLogs(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	sub := newSub(0, "alice")
+	for i, typ := range []string{service.LogInfo, service.LogError} {
+		e := service.LogEntry{SubmissionID: sub.ID, User: "alice", Assignment: sub.Assignment,
+			Message: fmt.Sprintf("message %d", i), Trace: "trace", Type: typ, Timestamp: t0.Add(time.Duration(i) * time.Second)}
+		if err := s.AppendLog(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs, err := s.Logs(ctx, sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) != 2 || logs[0].Message != "message 0" || logs[1].Type != service.LogError || logs[1].User != "alice" ||
+		logs[1].Assignment != sub.Assignment || !logs[1].Timestamp.Equal(t0.Add(time.Second)) {
+		t.Errorf("Logs = %+v", logs)
+	}
+}

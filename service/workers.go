@@ -1,0 +1,213 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/otter-service/otter-service/grading"
+)
+
+// Run grades queued submissions with cfg.Workers workers until ctx ends.
+// Then it stops claiming work, gives running gradings cfg.ShutdownGrace to
+// finish, returns the unfinished ones to the queue, and returns.
+func (s *Service) Run(ctx context.Context) error {
+	// Gradings run on a context that outlives ctx by the grace period.
+	jobs, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopJobs()
+	go func() {
+		<-ctx.Done()
+		select {
+		case <-time.After(s.cfg.ShutdownGrace):
+			stopJobs()
+		case <-jobs.Done():
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := 0; i < s.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.work(ctx, jobs)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// work is one worker's loop.
+func (s *Service) work(ctx, jobs context.Context) {
+	ticker := time.NewTicker(s.cfg.PollInterval)
+	defer ticker.Stop()
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+		}
+		sub, lease, err := s.store.Claim(ctx, s.now(), s.cfg.Lease)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("cannot claim work from the store", "err", err)
+			}
+			backoff = nextBackoff(backoff, s.cfg.PollInterval)
+			continue
+		}
+		if sub == nil {
+			backoff = 0
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			case <-ticker.C:
+			}
+			continue
+		}
+		if s.grade(jobs, sub, lease) {
+			backoff = 0
+		} else {
+			backoff = nextBackoff(backoff, s.cfg.PollInterval)
+		}
+	}
+}
+
+func nextBackoff(cur, base time.Duration) time.Duration {
+	if cur == 0 {
+		return base
+	}
+	return min(2*cur, time.Minute)
+}
+
+// grade grades one claimed submission and records the outcome. It returns
+// false when the submission went back to the queue because of trouble on our
+// side, so the worker backs off.
+func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool {
+	log := s.logger(sub)
+	if sub.Attempts > s.cfg.MaxAttempts {
+		log.Error("grading was interrupted too often; giving up", "attempts", sub.Attempts)
+		s.finish(ctx, sub, lease, Outcome{Status: StatusFailed, Failure: &Failure{
+			Code:    FailureInterrupted,
+			Message: fmt.Sprintf("Grading was interrupted %d times, so we stopped trying. Your course staff can see this submission and regrade it.", sub.Attempts-1),
+		}})
+		return true
+	}
+	log.Info("grading started", "attempt", sub.Attempts)
+	s.record(ctx, sub, LogInfo, fmt.Sprintf("grading started (attempt %d)", sub.Attempts), "")
+
+	// Keep the lease while grading; losing it means another worker owns the
+	// submission now, so stop.
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go s.keepLease(jobCtx, cancel, sub, lease)
+
+	started := s.now()
+	res, err := s.run(jobCtx, sub)
+	var out Outcome
+	switch gerr, isGradingErr := grading.AsError(err); {
+	case err == nil:
+		out = Outcome{Status: StatusGraded, Grade: res.Grade, Questions: questions(res)}
+		log.Info("graded", "grade", res.Grade, "seconds", s.now().Sub(started).Seconds())
+		s.record(ctx, sub, LogInfo, fmt.Sprintf("graded: %.4f", res.Grade), "")
+	case isGradingErr:
+		out = Outcome{Status: StatusFailed, Failure: &Failure{Code: gerr.Kind, Message: gerr.Message}}
+		log.Warn("grading failed", "kind", gerr.Kind, "reason", gerr.Message)
+		s.record(ctx, sub, LogError, gerr.Message, gerr.Log)
+	case ErrorCode(err) == EUNPROCESSABLE:
+		out = Outcome{Status: StatusFailed, Failure: &Failure{Code: FailureConfig, Message: ErrorMessage(err)}}
+		log.Warn("assignment cannot be graded", "reason", ErrorMessage(err))
+		s.record(ctx, sub, LogError, ErrorMessage(err), "")
+	default:
+		// Our trouble, not the submission's: put it back for later.
+		if cause := context.Cause(jobCtx); errors.Is(cause, errLeaseLost) {
+			log.Warn("lease lost while grading; another worker has the submission")
+			return true
+		}
+		log.Error("grading interrupted; returning the submission to the queue", "err", err)
+		if ctx.Err() == nil {
+			s.record(ctx, sub, LogError, "grading interrupted: "+ErrorMessage(err), err.Error())
+		}
+		if rerr := s.store.Release(context.WithoutCancel(ctx), sub.ID, lease); rerr != nil {
+			log.Error("cannot return the submission to the queue; it will be retried when its lease expires", "err", rerr)
+		}
+		return false
+	}
+	cancel(nil)
+	out.FinishedAt = s.now().UTC()
+	s.finish(ctx, sub, lease, out)
+	return true
+}
+
+// run fetches what grading needs and runs the grader.
+func (s *Service) run(ctx context.Context, sub *Submission) (*grading.Result, error) {
+	nb, err := s.store.Notebook(ctx, sub.ID)
+	if err != nil {
+		return nil, err
+	}
+	zip, err := s.courses.Autograder(ctx, sub.Assignment)
+	if err != nil {
+		return nil, err
+	}
+	return s.runner.Run(ctx, grading.Job{
+		ID:           sub.ID,
+		NotebookName: sub.Assignment.Assignment + ".ipynb",
+		Notebook:     nb,
+		Autograder:   zip,
+	})
+}
+
+var errLeaseLost = errors.New("lease lost")
+
+func (s *Service) keepLease(ctx context.Context, cancel context.CancelCauseFunc, sub *Submission, lease *Lease) {
+	t := time.NewTicker(s.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.store.ExtendLease(ctx, sub.ID, lease, s.now(), s.cfg.Lease)
+		switch {
+		case err == nil:
+		case ErrorCode(err) == ECONFLICT:
+			cancel(errLeaseLost)
+			return
+		case ctx.Err() == nil:
+			s.logger(sub).Warn("cannot extend the grading lease", "err", err)
+		}
+	}
+}
+
+// finish records an outcome, retrying while the store is unavailable and the
+// lease may still be ours.
+func (s *Service) finish(ctx context.Context, sub *Submission, lease *Lease, out Outcome) {
+	if out.FinishedAt.IsZero() {
+		out.FinishedAt = s.now().UTC()
+	}
+	ctx = context.WithoutCancel(ctx)
+	deadline := lease.Expires
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		err := s.store.Finish(ctx, sub.ID, lease, out)
+		if err == nil {
+			return
+		}
+		if ErrorCode(err) == ECONFLICT || s.now().Add(delay).After(deadline) {
+			s.logger(sub).Error("cannot record the grading outcome; the submission will be graded again", "err", err)
+			return
+		}
+		time.Sleep(delay)
+	}
+}
+
+func questions(res *grading.Result) []Question {
+	qs := make([]Question, len(res.Tests))
+	for i, t := range res.Tests {
+		qs[i] = Question{Name: t.Name, Score: t.Score, MaxScore: t.MaxScore, Hidden: t.Hidden}
+	}
+	return qs
+}
