@@ -1,0 +1,203 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otter-service/otter-service/courseconfig"
+	"github.com/otter-service/otter-service/courseconfig/git"
+)
+
+// config is everything the service reads from its environment, parsed once.
+// Names kept from the service this one replaces come first.
+type config struct {
+	Environment       string // ENVIRONMENT: prefix of the cloud store's collections
+	PostGrade         bool   // POST_GRADE: post grades to edX over LTI
+	EdXURL            string // EDX_URL
+	GCPProjectID      string // GCP_PROJECT_ID: use Cloud Firestore
+	Prefix            string // JUPYTERHUB_SERVICE_PREFIX
+	TestUser          string // TEST_USER: development identity, unauthenticated
+	Verbose           bool   // VERBOSE_LOGGING
+	LTIConsumerKey    string // LTI_CONSUMER_KEY
+	LTIConsumerSecret string // LTI_CONSUMER_SECRET
+
+	Listen        string              // OTTER_LISTEN: address to serve on
+	DataDir       string              // OTTER_DATA_DIR: database and job directories
+	Database      string              // OTTER_DATABASE: the embedded store's file
+	Courses       map[string]git.Repo // OTTER_COURSE_REPOS: course=repository,...
+	Runner        string              // OTTER_RUNNER: local
+	Otter         string              // OTTER_COMMAND: the otter executable for the local runner
+	Workers       int                 // OTTER_WORKERS
+	Timeout       time.Duration       // OTTER_GRADING_TIMEOUT
+	MaxOutput     int                 // OTTER_MAX_OUTPUT_BYTES
+	MaxBody       int64               // OTTER_MAX_BODY_BYTES
+	Lease         time.Duration       // OTTER_LEASE
+	MaxAttempts   int                 // OTTER_MAX_ATTEMPTS
+	ShutdownGrace time.Duration       // OTTER_SHUTDOWN_GRACE
+	MinRefresh    time.Duration       // OTTER_REPO_MIN_REFRESH
+}
+
+// loadConfig reads the configuration from getenv and reports every problem
+// at once.
+func loadConfig(getenv func(string) string) (*config, error) {
+	p := &envParser{getenv: getenv}
+	c := &config{
+		Environment:       p.str("ENVIRONMENT", "dev"),
+		PostGrade:         p.boolean("POST_GRADE", false),
+		EdXURL:            p.str("EDX_URL", ""),
+		GCPProjectID:      p.str("GCP_PROJECT_ID", ""),
+		Prefix:            p.str("JUPYTERHUB_SERVICE_PREFIX", "/services/otter_grade/"),
+		TestUser:          p.str("TEST_USER", ""),
+		Verbose:           p.boolean("VERBOSE_LOGGING", false),
+		LTIConsumerKey:    p.str("LTI_CONSUMER_KEY", ""),
+		LTIConsumerSecret: p.str("LTI_CONSUMER_SECRET", ""),
+
+		Listen:        p.str("OTTER_LISTEN", ":10101"),
+		DataDir:       p.str("OTTER_DATA_DIR", "var"),
+		Runner:        p.str("OTTER_RUNNER", "local"),
+		Otter:         p.str("OTTER_COMMAND", defaultOtter()),
+		Workers:       p.integer("OTTER_WORKERS", runtime.NumCPU(), 1, 256),
+		Timeout:       p.duration("OTTER_GRADING_TIMEOUT", 10*time.Minute),
+		MaxOutput:     p.integer("OTTER_MAX_OUTPUT_BYTES", 1<<20, 1<<10, 1<<30),
+		MaxBody:       int64(p.integer("OTTER_MAX_BODY_BYTES", 10<<20, 1<<10, 1<<30)),
+		Lease:         p.duration("OTTER_LEASE", time.Minute),
+		MaxAttempts:   p.integer("OTTER_MAX_ATTEMPTS", 3, 1, 100),
+		ShutdownGrace: p.duration("OTTER_SHUTDOWN_GRACE", 30*time.Second),
+		MinRefresh:    p.duration("OTTER_REPO_MIN_REFRESH", 10*time.Second),
+	}
+	c.Database = p.str("OTTER_DATABASE", filepath.Join(c.DataDir, "otter.db"))
+	c.Courses = p.courses("OTTER_COURSE_REPOS")
+
+	if !strings.HasPrefix(c.Prefix, "/") {
+		p.fail("JUPYTERHUB_SERVICE_PREFIX must start with /, got %q", c.Prefix)
+	}
+	if c.Runner != "local" {
+		p.fail("OTTER_RUNNER must be \"local\" (the only runner in this version), got %q", c.Runner)
+	}
+	if c.Runner == "local" && c.Otter == "" {
+		p.fail("OTTER_COMMAND is not set and no otter executable was found in .venv/bin or PATH (run scripts/python-env.sh)")
+	}
+	if c.PostGrade {
+		p.fail("POST_GRADE=true: posting grades to edX is not available in this version; set POST_GRADE=false")
+	}
+	if c.GCPProjectID != "" {
+		p.fail("GCP_PROJECT_ID is set: the Firestore store is not available in this version; unset it to use the embedded store")
+	}
+	if c.Lease < 3*time.Second {
+		p.fail("OTTER_LEASE must be at least 3s, got %s", c.Lease)
+	}
+	if c.Timeout <= 0 {
+		p.fail("OTTER_GRADING_TIMEOUT must be positive, got %s", c.Timeout)
+	}
+	if len(p.problems) > 0 {
+		return nil, fmt.Errorf("invalid configuration:\n  %w", errors.Join(p.problems...))
+	}
+	return c, nil
+}
+
+// defaultOtter finds otter in the project's virtualenv or on PATH.
+func defaultOtter() string {
+	if abs, err := filepath.Abs(".venv/bin/otter"); err == nil {
+		if _, err := os.Stat(abs); err == nil {
+			return abs
+		}
+	}
+	if p, err := execLookPath("otter"); err == nil {
+		return p
+	}
+	return ""
+}
+
+type envParser struct {
+	getenv   func(string) string
+	problems []error
+}
+
+func (p *envParser) fail(format string, args ...any) {
+	p.problems = append(p.problems, fmt.Errorf(format, args...))
+}
+
+func (p *envParser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *envParser) boolean(name string, def bool) bool {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.ToLower(v))
+	if err != nil {
+		p.fail("%s must be true or false, got %q", name, v)
+	}
+	return b
+}
+
+func (p *envParser) integer(name string, def, lo, hi int) int {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail("%s must be a whole number from %d to %d, got %q", name, lo, hi, v)
+	}
+	return n
+}
+
+func (p *envParser) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.fail("%s must be a duration such as 90s or 10m, got %q", name, v)
+	}
+	return d
+}
+
+// courses parses "course=repository[#branch],..." where repository is a
+// local path or a file:// URL.
+func (p *envParser) courses(name string) map[string]git.Repo {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		p.fail("%s must name at least one course's repository, e.g. 8x=/srv/materials-8x", name)
+		return nil
+	}
+	out := map[string]git.Repo{}
+	for _, item := range strings.Split(v, ",") {
+		course, repo, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || repo == "" {
+			p.fail("%s: %q is not course=repository", name, item)
+			continue
+		}
+		if err := courseconfig.CheckName(course); err != nil {
+			p.fail("%s: course %q: %v", name, course, err)
+			continue
+		}
+		url, branch, _ := strings.Cut(repo, "#")
+		if !strings.HasPrefix(url, "file://") && !filepath.IsAbs(url) {
+			abs, err := filepath.Abs(url)
+			if err != nil {
+				p.fail("%s: course %q: %v", name, course, err)
+				continue
+			}
+			url = abs
+		}
+		if _, dup := out[course]; dup {
+			p.fail("%s: course %q is listed twice", name, course)
+		}
+		out[course] = git.Repo{URL: url, Branch: branch}
+	}
+	return out
+}

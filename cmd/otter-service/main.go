@@ -1,0 +1,139 @@
+// Command otter-service grades Jupyter notebooks submitted from JupyterHub
+// with otter-grader.
+//
+//	otter-service [serve]   run the service (configured by environment variables; see README.md)
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/otter-service/otter-service/courseconfig/git"
+	"github.com/otter-service/otter-service/grading/local"
+	"github.com/otter-service/otter-service/service"
+	"github.com/otter-service/otter-service/service/httpapi"
+	"github.com/otter-service/otter-service/service/sqlite"
+)
+
+var execLookPath = exec.LookPath
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := realMain(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "otter-service:", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, getenv, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stderr, "usage: otter-service [serve]\n\nserve  run the grading service (configuration: environment variables, see README.md)")
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q (try: otter-service help)", cmd)
+	}
+}
+
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if cfg.Verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	jobs := filepath.Join(cfg.DataDir, "jobs")
+	// Job directories left by a crash are garbage: nothing reads them again.
+	if err := os.RemoveAll(jobs); err != nil {
+		return fmt.Errorf("cleaning %s: %w", jobs, err)
+	}
+	if err := os.MkdirAll(jobs, 0o700); err != nil {
+		return err
+	}
+	store, err := sqlite.Open(cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var auth httpapi.Authenticator = httpapi.NoIdentity{}
+	if cfg.TestUser != "" {
+		auth = httpapi.DevIdentity{User: cfg.TestUser}
+		log.Warn("UNAUTHENTICATED DEVELOPMENT MODE: every request is attributed to TEST_USER; never let students reach this service",
+			"test_user", cfg.TestUser)
+	} else {
+		log.Warn("no authentication is configured and TEST_USER is not set: every submission will be refused with 401")
+	}
+
+	courses := git.New(cfg.Courses, cfg.MinRefresh)
+	runner := &local.Runner{Otter: cfg.Otter, WorkDir: jobs, Timeout: cfg.Timeout, MaxOutput: cfg.MaxOutput}
+	svc := service.New(store, courses, runner, service.Config{
+		Workers:        cfg.Workers,
+		Lease:          cfg.Lease,
+		MaxAttempts:    cfg.MaxAttempts,
+		ShutdownGrace:  cfg.ShutdownGrace,
+		VerboseLogging: cfg.Verbose,
+	}, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           httpapi.Handler(svc, auth, httpapi.Config{Prefix: cfg.Prefix, MaxBodySize: cfg.MaxBody}, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "prefix", cfg.Prefix, "workers", cfg.Workers,
+		"runner", cfg.Runner, "database", cfg.Database, "courses", len(cfg.Courses))
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	graded := make(chan error, 1)
+	go func() { graded <- svc.Run(ctx) }()
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("serving: %w", err)
+	}
+	// Stop intake first; requests in flight finish (an accepted submission is
+	// on disk before it is acknowledged). Then the workers get their grace.
+	log.Info("shutting down: no new submissions; running gradings get a grace period", "grace", cfg.ShutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("HTTP shutdown", "err", err)
+	}
+	err = <-graded
+	log.Info("stopped")
+	return err
+}

@@ -1,0 +1,305 @@
+// Package httpapi is the service's HTTP interface, on gin: the submission
+// endpoint the JupyterLab Submit button posts to, and the status of a
+// submission. Handlers return errors; one table maps the service's error
+// codes to HTTP statuses, and every error reaches the client as
+// {"error": {"code": ..., "message": ...}}.
+package httpapi
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/otter-service/otter-service/service"
+)
+
+// Authenticator tells who sent a request.
+type Authenticator interface {
+	// Authenticate returns the request's user.
+	// Returns EUNAUTHORIZED without credentials, EFORBIDDEN if the user may
+	// not use the service, EUNAVAILABLE if the identity provider is down.
+	Authenticate(r *http.Request) (service.Identity, error)
+}
+
+// Config configures the API.
+type Config struct {
+	Prefix      string // e.g. /services/otter_grade/
+	MaxBodySize int64  // bytes; larger submissions get 413
+}
+
+// Handler returns the API's http.Handler.
+func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Logger) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	a := &api{svc: svc, auth: auth, cfg: cfg, log: log}
+	r.Use(a.logRequests, a.recover)
+	prefix := "/" + strings.Trim(cfg.Prefix, "/") + "/"
+	if prefix == "//" {
+		prefix = "/"
+	}
+	a.cfg.Prefix = prefix
+	g := r.Group(prefix)
+	g.POST("", a.handle(a.submit))
+	g.GET("submissions/:id", a.handle(a.status))
+	r.NoRoute(func(c *gin.Context) {
+		a.writeError(c, service.Errorf(service.ENOTFOUND, "There is nothing at %s.", c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		a.writeError(c, &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+			message: "This address does not accept " + c.Request.Method + " requests."})
+	})
+	return r
+}
+
+type api struct {
+	svc  *service.Service
+	auth Authenticator
+	cfg  Config
+	log  *slog.Logger
+}
+
+// handle adapts a handler that returns an error.
+func (a *api) handle(h func(*gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := h(c); err != nil {
+			a.writeError(c, err)
+		}
+	}
+}
+
+// httpError is an error with an HTTP status of its own, for the few that the
+// service's codes do not cover.
+type httpError struct {
+	status        int
+	code, message string
+}
+
+func (e *httpError) Error() string { return e.message }
+
+// statuses maps the service's error codes to HTTP statuses.
+var statuses = map[string]int{
+	service.EINVALID:       http.StatusBadRequest,
+	service.EUNAUTHORIZED:  http.StatusUnauthorized,
+	service.EFORBIDDEN:     http.StatusForbidden,
+	service.ENOTFOUND:      http.StatusNotFound,
+	service.ECONFLICT:      http.StatusConflict,
+	service.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	service.EUNSUPPORTED:   http.StatusUnsupportedMediaType,
+	service.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	service.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	service.EINTERNAL:      http.StatusInternalServerError,
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (a *api) writeError(c *gin.Context, err error) {
+	var body errorBody
+	status := http.StatusInternalServerError
+	var he *httpError
+	if errors.As(err, &he) {
+		status, body.Error.Code, body.Error.Message = he.status, he.code, he.message
+	} else {
+		body.Error.Code = service.ErrorCode(err)
+		body.Error.Message = service.ErrorMessage(err)
+		if s, ok := statuses[body.Error.Code]; ok {
+			status = s
+		}
+	}
+	if status >= 500 {
+		a.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "status", status, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", "60")
+	}
+	c.AbortWithStatusJSON(status, body)
+}
+
+func (a *api) recover(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			a.log.Error("panic while handling a request", "path", c.Request.URL.Path, "panic", p)
+			a.writeError(c, errors.New("panic"))
+		}
+	}()
+	c.Next()
+}
+
+func (a *api) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	a.log.Debug("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
+		"seconds", time.Since(start).Seconds())
+}
+
+// submitResponse is the answer to an accepted submission. Older Submit
+// buttons show the whole response text in an alert, so Message is a sentence
+// for the student.
+type submitResponse struct {
+	ID        string         `json:"id"`
+	Status    service.Status `json:"status"`
+	StatusURL string         `json:"status_url"`
+	Message   string         `json:"message"`
+}
+
+func (a *api) submit(c *gin.Context) error {
+	who, err := a.auth.Authenticate(c.Request)
+	if err != nil {
+		return err
+	}
+	body, err := a.readNotebook(c)
+	if err != nil {
+		return err
+	}
+	sub, err := a.svc.Submit(c, who, body)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusAccepted, submitResponse{
+		ID:        sub.ID,
+		Status:    sub.Status,
+		StatusURL: a.cfg.Prefix + "submissions/" + sub.ID,
+		Message: "Your notebook for " + sub.Assignment.Assignment + " was received and will be graded shortly. " +
+			"Your grade will be recorded when grading finishes; there is no need to submit again.",
+	})
+	return nil
+}
+
+// readNotebook reads the submission body: JSON (the Submit button's
+// {"nb": ...} or a bare notebook) or a multipart upload with the notebook as
+// a file.
+func (a *api) readNotebook(c *gin.Context) ([]byte, error) {
+	r := c.Request
+	if r.ContentLength > a.cfg.MaxBodySize {
+		return nil, a.tooLarge()
+	}
+	r.Body = http.MaxBytesReader(c.Writer, r.Body, a.cfg.MaxBodySize)
+	ct := r.Header.Get("Content-Type")
+	mediaType, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil {
+		mediaType = ""
+	}
+	switch mediaType {
+	case "application/json", "application/x-ipynb+json":
+		return a.readAll(r.Body)
+	case "multipart/form-data":
+		mr, err := r.MultipartReader()
+		if err != nil {
+			return nil, service.Errorf(service.EINVALID, "The multipart upload could not be read: %v.", err)
+		}
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				return nil, service.Errorf(service.EUNPROCESSABLE, "The upload has no notebook: send it as a file, e.g. curl -F file=@lab01.ipynb.")
+			}
+			if err != nil {
+				if isTooLarge(err) {
+					return nil, a.tooLarge()
+				}
+				return nil, service.Errorf(service.EINVALID, "The multipart upload could not be read: %v.", err)
+			}
+			if part.FileName() != "" || part.FormName() == "file" || part.FormName() == "nb" {
+				return a.readAll(part)
+			}
+		}
+	default:
+		return nil, service.Errorf(service.EUNSUPPORTED, "Content type %q is not accepted: send the notebook as application/json (the Submit button's {\"nb\": ...} or the .ipynb itself) or as a multipart file upload.", ct)
+	}
+}
+
+func (a *api) readAll(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(r)
+	if isTooLarge(err) {
+		return nil, a.tooLarge()
+	}
+	if err != nil {
+		return nil, service.Errorf(service.EINVALID, "The submission could not be read completely.")
+	}
+	return b, nil
+}
+
+func isTooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+func (a *api) tooLarge() error {
+	return service.Errorf(service.ETOOLARGE, "The notebook is larger than %d MiB. Clear large outputs (Kernel → Restart & Clear Output), save, and submit again.", a.cfg.MaxBodySize>>20)
+}
+
+// statusResponse is a submission as its owner sees it.
+type statusResponse struct {
+	ID            string             `json:"id"`
+	Status        service.Status     `json:"status"`
+	Course        string             `json:"course"`
+	Section       string             `json:"section"`
+	Assignment    string             `json:"assignment"`
+	QueuePosition int                `json:"queue_position,omitempty"`
+	ReceivedAt    time.Time          `json:"received_at"`
+	StartedAt     *time.Time         `json:"started_at"`
+	FinishedAt    *time.Time         `json:"finished_at"`
+	Attempts      int                `json:"attempts"`
+	Grade         *float64           `json:"grade"`
+	Questions     []service.Question `json:"questions,omitempty"`
+	Error         *service.Failure   `json:"error,omitempty"`
+	Message       string             `json:"message"`
+}
+
+func (a *api) status(c *gin.Context) error {
+	who, err := a.auth.Authenticate(c.Request)
+	if err != nil {
+		return err
+	}
+	st, err := a.svc.Status(c, who, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	resp := statusResponse{
+		ID: st.ID, Status: st.Status, Course: st.Course, Section: st.Section, Assignment: st.Assignment.Assignment,
+		QueuePosition: st.QueuePosition, ReceivedAt: st.ReceivedAt, StartedAt: timePtr(st.StartedAt),
+		FinishedAt: timePtr(st.FinishedAt), Attempts: st.Attempts, Questions: st.Questions, Error: st.Failure,
+	}
+	switch st.Status {
+	case service.StatusQueued:
+		resp.Message = "Your notebook is waiting to be graded."
+	case service.StatusGrading:
+		resp.Message = "Your notebook is being graded."
+	case service.StatusGraded:
+		g := st.Grade
+		resp.Grade = &g
+		resp.Message = "Your notebook has been graded."
+	case service.StatusFailed:
+		resp.Message = "Your notebook could not be graded."
+		if st.Failure != nil {
+			resp.Message += " " + st.Failure.Message
+		}
+	}
+	c.JSON(http.StatusOK, resp)
+	return nil
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
