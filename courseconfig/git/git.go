@@ -16,6 +16,7 @@ import (
 	"time"
 
 	gogit "github.com/go-git/go-git/v5"
+	gogitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -57,7 +58,8 @@ type repoState struct {
 
 	mu        sync.Mutex // held while cloning or fetching; guards the fields below
 	r         *gogit.Repository
-	ref       plumbing.ReferenceName // the remote-tracking ref we read from
+	branch    plumbing.ReferenceName // the branch on the remote
+	ref       plumbing.ReferenceName // its remote-tracking ref, which we read from
 	commit    *object.Commit
 	config    courseconfig.Config
 	lastFetch time.Time
@@ -161,6 +163,7 @@ func (st *repoState) clone(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("reading HEAD of %s: %w", redact(st.repo.URL), err)
 	}
+	st.branch = head.Name()
 	st.ref = plumbing.NewRemoteReferenceName(gogit.DefaultRemoteName, head.Name().Short())
 	if err := st.load(r, head.Hash()); err != nil {
 		return err
@@ -170,7 +173,8 @@ func (st *repoState) clone(ctx context.Context, now time.Time) error {
 }
 
 func (st *repoState) fetch(ctx context.Context) error {
-	err := st.r.FetchContext(ctx, &gogit.FetchOptions{Depth: 1, Force: true, Tags: gogit.NoTags})
+	spec := gogitconfig.RefSpec("+" + st.branch + ":" + st.ref)
+	err := st.r.FetchContext(ctx, &gogit.FetchOptions{Depth: 1, Force: true, Tags: gogit.NoTags, RefSpecs: []gogitconfig.RefSpec{spec}})
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		return err
 	}
