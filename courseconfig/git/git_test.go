@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/otter-service/otter-service/courseconfig/git"
+	"github.com/otter-service/otter-service/internal/testenv"
 	"github.com/otter-service/otter-service/service"
 )
 
@@ -21,9 +22,7 @@ const config = `{"8x": {"1": {"course_id": "BerkeleyX+Data8.1x+3T2022", "subpath
 // newRepo makes a real git repository with the given files and commits it.
 func newRepo(t *testing.T, files map[string]string) string {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	testenv.Git(t)
 	dir := t.TempDir()
 	run(t, dir, "git", "init", "-q", "-b", "main")
 	commit(t, dir, files)

@@ -1,0 +1,62 @@
+// Package testenv tells tests whether a real component they need is here, and
+// whether they may skip without it: on a laptop a missing component skips the
+// test with the reason; where the environment says components are required
+// (CI=true, or OTTER_TEST_REQUIRE=1), it fails the test instead.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// Required reports whether missing components fail tests instead of
+// skipping them.
+func Required() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("OTTER_TEST_REQUIRE") == "1"
+}
+
+// Missing skips or fails t because a component is absent.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("required component missing: "+format, args...)
+	}
+	t.Skipf("skipping: "+format, args...)
+}
+
+// RepoRoot returns the repository's root directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the repository")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Otter returns the otter executable for the local runner: $OTTER_COMMAND,
+// or the project's .venv (made by scripts/python-env.sh).
+func Otter(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("OTTER_COMMAND"); p != "" {
+		return p
+	}
+	p := filepath.Join(RepoRoot(t), ".venv", "bin", "otter")
+	if _, err := os.Stat(p); err != nil {
+		Missing(t, "otter-grader is not installed in .venv (run scripts/python-env.sh or make test)")
+	}
+	return p
+}
+
+// Git returns the git executable.
+func Git(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("git")
+	if err != nil {
+		Missing(t, "git is not installed")
+	}
+	return p
+}
