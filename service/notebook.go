@@ -1,9 +1,7 @@
 package service
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"unicode"
 	"unicode/utf8"
@@ -12,15 +10,14 @@ import (
 // MaxNameLength bounds course, section and assignment names.
 const MaxNameLength = 128
 
-// notebookFields are the parts of a request body we look at. The body is
-// either the Submit button's {"nb": <notebook>} or a bare notebook.
+// notebookFields are the raw values of the parts of a notebook we look at.
 type notebookFields struct {
-	NB       json.RawMessage `json:"nb"`
-	NBFormat json.RawMessage `json:"nbformat"`
-	Cells    json.RawMessage `json:"cells"`
-	Metadata struct {
-		OtterService json.RawMessage `json:"otter_service"`
-	} `json:"metadata"`
+	NB           []byte // the Submit button's wrapper: {"nb": <notebook>}
+	NBFormat     []byte
+	Cells        []byte
+	Metadata     []byte // set only when metadata is not an object
+	OtterService []byte
+	inner        *notebookFields // the fields of NB, when it is an object
 }
 
 // ParseSubmission reads a submission body: the Submit button's
@@ -31,45 +28,116 @@ type notebookFields struct {
 // Returns EINVALID if body is not JSON, and EUNPROCESSABLE if it is not an
 // nbformat 4 notebook with string course, section and assignment.
 func ParseSubmission(body []byte) (notebook []byte, a Assignment, err error) {
-	var f notebookFields
-	if err := decodeObject(body, &f); err != nil {
+	f, err := scanNotebook(body, true)
+	if err != nil {
 		return nil, a, err
 	}
 	notebook = body
 	if f.NB != nil {
-		notebook = bytes.TrimSpace(f.NB)
-		if len(notebook) > 0 && notebook[0] == '"' { // a notebook sent as a string
+		notebook = f.NB
+		switch {
+		case f.inner != nil: // the usual case, read in the same pass
+			f = *f.inner
+		case notebook[0] == '"': // a notebook sent as a string
 			var s string
 			if err := json.Unmarshal(notebook, &s); err != nil {
 				return nil, a, Errorf(EINVALID, "The \"nb\" field is not valid JSON.")
 			}
 			notebook = []byte(s)
-		}
-		f = notebookFields{}
-		if err := decodeObject(notebook, &f); err != nil {
-			return nil, a, err
+			if f, err = scanNotebook(notebook, false); err != nil {
+				return nil, a, err
+			}
+		default:
+			return nil, a, Errorf(EUNPROCESSABLE, "The \"nb\" field must hold a Jupyter notebook, not a JSON %s.", jsonKind(notebook[0]))
 		}
 	}
 	a, err = checkNotebook(&f)
 	return notebook, a, err
 }
 
-func decodeObject(b []byte, f *notebookFields) error {
-	if err := json.Unmarshal(b, f); err != nil {
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syn):
-			return Errorf(EINVALID, "The submission is not valid JSON (%s at byte %d).", syn.Error(), syn.Offset)
-		case errors.As(err, &typ) && typ.Field == "":
-			return Errorf(EUNPROCESSABLE, "The submission must be a JSON object holding a Jupyter notebook, not a JSON %s.", typ.Value)
-		case errors.As(err, &typ):
-			return Errorf(EUNPROCESSABLE, "The notebook's %q field has the wrong type (%s).", typ.Field, typ.Value)
-		default:
-			return Errorf(EINVALID, "The submission is not valid JSON.")
+// scanNotebook validates data as JSON and picks out the notebook's fields
+// (and, if wrapper is set, those of a notebook in the Submit button's "nb").
+func scanNotebook(data []byte, wrapper bool) (notebookFields, error) {
+	var f notebookFields
+	s := &jsonScanner{data: data}
+	s.ws()
+	if s.pos >= len(data) || data[s.pos] != '{' {
+		start, _, err := s.value()
+		if err == nil {
+			err = s.end()
 		}
+		if err != nil {
+			return f, Errorf(EINVALID, "The submission is not valid JSON (%v).", err)
+		}
+		return f, Errorf(EUNPROCESSABLE, "The submission must be a JSON object holding a Jupyter notebook, not a JSON %s.", jsonKind(data[start]))
 	}
-	return nil
+	err := s.notebookObject(&f, wrapper)
+	if err == nil {
+		err = s.end()
+	}
+	if err != nil {
+		return f, Errorf(EINVALID, "The submission is not valid JSON (%v).", err)
+	}
+	return f, nil
+}
+
+// notebookObject walks the object at the scanner's position, noting the
+// notebook's fields in f.
+func (s *jsonScanner) notebookObject(f *notebookFields, wrapper bool) error {
+	span := func(dst *[]byte) error {
+		start, end, err := s.value()
+		*dst = s.data[start:end]
+		return err
+	}
+	return s.object(func(key []byte) error {
+		switch {
+		case wrapper && keyIs(key, "nb"):
+			s.ws()
+			if s.pos < len(s.data) && s.data[s.pos] == '{' {
+				start := s.pos
+				f.inner = &notebookFields{}
+				err := s.notebookObject(f.inner, false)
+				f.NB = s.data[start:s.pos]
+				return err
+			}
+			f.inner = nil
+			return span(&f.NB)
+		case keyIs(key, "nbformat"):
+			return span(&f.NBFormat)
+		case keyIs(key, "cells"):
+			return span(&f.Cells)
+		case keyIs(key, "metadata"):
+			s.ws()
+			if s.pos < len(s.data) && s.data[s.pos] == '{' {
+				f.Metadata = nil
+				return s.object(func(key []byte) error {
+					if keyIs(key, "otter_service") {
+						return span(&f.OtterService)
+					}
+					_, _, err := s.value()
+					return err
+				})
+			}
+			return span(&f.Metadata)
+		default:
+			_, _, err := s.value()
+			return err
+		}
+	})
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
 
 func checkNotebook(f *notebookFields) (Assignment, error) {
@@ -81,15 +149,17 @@ func checkNotebook(f *notebookFields) (Assignment, error) {
 	if err := json.Unmarshal(f.NBFormat, &format); err != nil || format != 4 {
 		return a, Errorf(EUNPROCESSABLE, "Only Jupyter notebooks in format 4 can be graded; this one has nbformat %s.", truncate(string(f.NBFormat), 20))
 	}
-	var cells []json.RawMessage
-	if f.Cells == nil || json.Unmarshal(f.Cells, &cells) != nil {
+	if f.Metadata != nil {
+		return a, Errorf(EUNPROCESSABLE, "The notebook's \"metadata\" must be an object.")
+	}
+	if len(f.Cells) == 0 || f.Cells[0] != '[' {
 		return a, Errorf(EUNPROCESSABLE, "This is not a Jupyter notebook: it has no list of \"cells\".")
 	}
-	if f.Metadata.OtterService == nil || string(f.Metadata.OtterService) == "null" {
+	if f.OtterService == nil || string(f.OtterService) == "null" {
 		return a, Errorf(EUNPROCESSABLE, "The notebook has no otter_service metadata, so we cannot tell which assignment it is. Submit the notebook you downloaded for the assignment.")
 	}
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(f.Metadata.OtterService, &raw); err != nil {
+	if err := json.Unmarshal(f.OtterService, &raw); err != nil {
 		return a, Errorf(EUNPROCESSABLE, "The notebook's otter_service metadata must be an object with course, section and assignment.")
 	}
 	var problems []string

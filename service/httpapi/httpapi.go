@@ -200,6 +200,13 @@ func (a *api) readNotebook(c *gin.Context) ([]byte, error) {
 	}
 	switch mediaType {
 	case "application/json", "application/x-ipynb+json":
+		if r.ContentLength > 0 { // read into one buffer of the right size
+			b := make([]byte, r.ContentLength)
+			if _, err := io.ReadFull(r.Body, b); err != nil {
+				return nil, service.Errorf(service.EINVALID, "The submission could not be read completely.")
+			}
+			return b, nil
+		}
 		return a.readAll(r.Body)
 	case "multipart/form-data":
 		mr, err := r.MultipartReader()
