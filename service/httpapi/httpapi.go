@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -166,11 +167,12 @@ func (a *api) submit(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := a.readNotebook(c)
+	body, release, err := a.readNotebook(c)
 	if err != nil {
 		return err
 	}
 	sub, err := a.svc.Submit(c, who, body)
+	release() // the store has its own copy now
 	if err != nil {
 		return err
 	}
@@ -184,14 +186,45 @@ func (a *api) submit(c *gin.Context) error {
 	return nil
 }
 
+// bodies recycles request buffers: at hundreds of submissions a second, a
+// fresh buffer per request would keep the garbage collector busy.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
 // readNotebook reads the submission body: JSON (the Submit button's
 // {"nb": ...} or a bare notebook) or a multipart upload with the notebook as
-// a file.
-func (a *api) readNotebook(c *gin.Context) ([]byte, error) {
+// a file. The caller calls release when it no longer needs the body.
+func (a *api) readNotebook(c *gin.Context) (body []byte, release func(), err error) {
 	r := c.Request
 	if r.ContentLength > a.cfg.MaxBodySize {
-		return nil, a.tooLarge()
+		return nil, nil, a.tooLarge()
 	}
+	noop := func() {}
+	if r.ContentLength > 0 && isJSON(r.Header.Get("Content-Type")) {
+		// The usual case: read into a recycled buffer of the right size.
+		r.Body = http.MaxBytesReader(c.Writer, r.Body, a.cfg.MaxBodySize)
+		bp := bodies.Get().(*[]byte)
+		if int64(cap(*bp)) < r.ContentLength {
+			*bp = make([]byte, r.ContentLength)
+		}
+		b := (*bp)[:r.ContentLength]
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			bodies.Put(bp)
+			return nil, nil, service.Errorf(service.EINVALID, "The submission could not be read completely.")
+		}
+		return b, func() { bodies.Put(bp) }, nil
+	}
+	body, err = a.readOther(c)
+	return body, noop, err
+}
+
+func isJSON(contentType string) bool {
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mediaType == "application/json" || mediaType == "application/x-ipynb+json")
+}
+
+// readOther reads a body of unknown length, or a multipart upload.
+func (a *api) readOther(c *gin.Context) ([]byte, error) {
+	r := c.Request
 	r.Body = http.MaxBytesReader(c.Writer, r.Body, a.cfg.MaxBodySize)
 	ct := r.Header.Get("Content-Type")
 	mediaType, _, err := mime.ParseMediaType(ct)
@@ -200,13 +233,6 @@ func (a *api) readNotebook(c *gin.Context) ([]byte, error) {
 	}
 	switch mediaType {
 	case "application/json", "application/x-ipynb+json":
-		if r.ContentLength > 0 { // read into one buffer of the right size
-			b := make([]byte, r.ContentLength)
-			if _, err := io.ReadFull(r.Body, b); err != nil {
-				return nil, service.Errorf(service.EINVALID, "The submission could not be read completely.")
-			}
-			return b, nil
-		}
 		return a.readAll(r.Body)
 	case "multipart/form-data":
 		mr, err := r.MultipartReader()

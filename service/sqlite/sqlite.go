@@ -5,7 +5,10 @@
 // submissions that arrive while a commit is in flight are written together in
 // the next transaction, so every accepted submission is on disk
 // (synchronous=FULL) before it is acknowledged, without paying for one disk
-// flush per request.
+// flush per request. Notebooks, hundreds of kilobytes each, are not written
+// into the database but appended to segment files beside it (blobs.go): the
+// disk's bandwidth bounds the accept path, and SQLite would write each one
+// twice (log, then database).
 package sqlite
 
 import (
@@ -26,10 +29,12 @@ import (
 
 // Store implements service.Store on SQLite.
 type Store struct {
-	w *sql.DB // one connection: every write
-	r *sql.DB // readers
+	w     *sql.DB // one connection: every write
+	r     *sql.DB // readers
+	blobs *blobLog
 
 	creates chan *createReq
+	flushed chan []*createReq // from groupCommit to commitRows
 	quit    chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
@@ -39,6 +44,9 @@ var _ service.Store = (*Store)(nil)
 
 // maxBatch bounds how many submissions one group commit writes.
 const maxBatch = 128
+
+// segmentSize is the size at which notebook segment files are rotated.
+const segmentSize = 1 << 30
 
 const schema = `
 CREATE TABLE IF NOT EXISTS submissions (
@@ -64,7 +72,10 @@ CREATE INDEX IF NOT EXISTS submissions_queued ON submissions(seq) WHERE status =
 CREATE INDEX IF NOT EXISTS submissions_leased ON submissions(lease_expires) WHERE status = 'grading';
 CREATE TABLE IF NOT EXISTS notebooks (
 	id      TEXT PRIMARY KEY,
-	content BLOB NOT NULL
+	segment INTEGER NOT NULL,
+	offset  INTEGER NOT NULL,
+	length  INTEGER NOT NULL,
+	crc32   INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS grades (
 	submission_id TEXT PRIMARY KEY,
@@ -101,12 +112,7 @@ func Open(path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	// Large pages: a notebook takes a few pages instead of fifty, so a commit
-	// is a few writes. page_size only applies to a new database. A rollback
-	// journal, not a write-ahead log: new pages (the notebooks) are appended
-	// to the database once, where a WAL writes them twice (log, then
-	// checkpoint), and the disk's bandwidth is what bounds the accept path.
-	if _, err := w.Exec(`PRAGMA page_size = 65536; PRAGMA journal_mode = TRUNCATE`); err != nil {
+	if _, err := w.Exec(`PRAGMA journal_mode = WAL`); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("setting up %s: %w", path, err)
 	}
@@ -121,9 +127,16 @@ func Open(path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	s := &Store{w: w, r: r, creates: make(chan *createReq), quit: make(chan struct{})}
-	s.wg.Add(1)
+	blobs, err := openBlobLog(path+".notebooks", segmentSize)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("opening the notebooks of %s: %w", path, err)
+	}
+	s := &Store{w: w, r: r, blobs: blobs, creates: make(chan *createReq), flushed: make(chan []*createReq, 1), quit: make(chan struct{})}
+	s.wg.Add(2)
 	go s.groupCommit()
+	go s.commitRows()
 	return s, nil
 }
 
@@ -131,18 +144,23 @@ func Open(path string) (*Store, error) {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.quit) })
 	s.wg.Wait()
-	return errors.Join(s.w.Close(), s.r.Close())
+	return errors.Join(s.w.Close(), s.r.Close(), s.blobs.close())
 }
 
 type createReq struct {
-	sub      *service.Submission
-	notebook []byte
-	err      chan error
+	sub *service.Submission
+	ref blobRef
+	seg *segment
+	err chan error
 }
 
 // CreateSubmission implements service.Store.
 func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, notebook []byte) error {
-	req := &createReq{sub: sub, notebook: notebook, err: make(chan error, 1)}
+	ref, seg, err := s.blobs.append(notebook)
+	if err != nil {
+		return mapError(err)
+	}
+	req := &createReq{sub: sub, ref: ref, seg: seg, err: make(chan error, 1)}
 	select {
 	case s.creates <- req:
 	case <-s.quit:
@@ -155,8 +173,14 @@ func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, n
 	return <-req.err
 }
 
+// groupCommit is the first stage of the write pipeline: it gathers the
+// submissions that arrived while the previous batch was being written, and
+// flushes their notebooks to disk, all with one flush per segment. The
+// second stage, commitRows, commits their rows while this stage flushes the
+// next batch.
 func (s *Store) groupCommit() {
 	defer s.wg.Done()
+	defer close(s.flushed)
 	for {
 		var req *createReq
 		select {
@@ -174,6 +198,35 @@ func (s *Store) groupCommit() {
 				break more
 			}
 		}
+		if err := flush(batch); err != nil {
+			for _, r := range batch {
+				r.err <- err
+			}
+			continue
+		}
+		s.flushed <- batch
+	}
+}
+
+// flush makes the batch's notebooks durable: once a row is committed, its
+// notebook must be on disk.
+func flush(batch []*createReq) error {
+	synced := map[*segment]bool{}
+	for _, r := range batch {
+		if !synced[r.seg] {
+			if err := r.seg.f.Sync(); err != nil {
+				return mapError(err)
+			}
+			synced[r.seg] = true
+		}
+	}
+	return nil
+}
+
+// commitRows is the second stage of the write pipeline.
+func (s *Store) commitRows() {
+	defer s.wg.Done()
+	for batch := range s.flushed {
 		err := s.insert(batch)
 		if err != nil && len(batch) > 1 {
 			// Do not let one bad submission fail the others.
@@ -198,7 +251,8 @@ func (s *Store) insert(batch []*createReq) error {
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`INSERT INTO notebooks (id, content) VALUES (?, ?)`, sub.ID, r.notebook); err != nil {
+			if _, err := tx.Exec(`INSERT INTO notebooks (id, segment, offset, length, crc32) VALUES (?, ?, ?, ?, ?)`,
+				sub.ID, r.ref.seg, r.ref.off, r.ref.length, r.ref.crc); err != nil {
 				return err
 			}
 		}
@@ -252,11 +306,16 @@ func (s *Store) Submission(ctx context.Context, id string) (*service.Submission,
 
 // Notebook implements service.Store.
 func (s *Store) Notebook(ctx context.Context, id string) ([]byte, error) {
-	var nb []byte
-	err := s.r.QueryRowContext(ctx, `SELECT content FROM notebooks WHERE id = ?`, id).Scan(&nb)
+	var ref blobRef
+	err := s.r.QueryRowContext(ctx, `SELECT segment, offset, length, crc32 FROM notebooks WHERE id = ?`, id).
+		Scan(&ref.seg, &ref.off, &ref.length, &ref.crc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, service.Errorf(service.ENOTFOUND, "There is no submission %q.", id)
 	}
+	if err != nil {
+		return nil, mapError(err)
+	}
+	nb, err := s.blobs.read(ref)
 	return nb, mapError(err)
 }
 

@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// blobLog keeps notebooks outside the database, appended to segment files
+// (notebooks-000001.seg, ...) beside it. A notebook is written once, by the
+// request that brought it, in parallel with others; the group commit then
+// flushes the segment once for the whole batch before the rows that point
+// at it are committed. So a committed row never points at data that is not on
+// disk, a crash leaves at most unreferenced bytes at a segment's end, and
+// the database stays small enough that its own commits are quick.
+type blobLog struct {
+	dir     string
+	maxSize int64
+
+	mu   sync.Mutex
+	cur  *segment
+	segs map[int]*segment
+}
+
+type segment struct {
+	n    int
+	f    *os.File
+	size int64 // next append offset
+}
+
+// blobRef locates a notebook.
+type blobRef struct {
+	seg    int
+	off    int64
+	length int64
+	crc    uint32
+}
+
+const segmentPrefix, segmentSuffix = "notebooks-", ".seg"
+
+func openBlobLog(dir string, maxSize int64) (*blobLog, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	l := &blobLog{dir: dir, maxSize: maxSize, segs: map[int]*segment{}}
+	names, err := filepath.Glob(filepath.Join(dir, segmentPrefix+"*"+segmentSuffix))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), segmentPrefix), segmentSuffix))
+		if err != nil {
+			continue
+		}
+		if _, err := l.open(n); err != nil {
+			l.close()
+			return nil, err
+		}
+	}
+	if l.cur == nil {
+		if _, err := l.open(1); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func (l *blobLog) path(n int) string {
+	return filepath.Join(l.dir, fmt.Sprintf("%s%06d%s", segmentPrefix, n, segmentSuffix))
+}
+
+// open opens (creating) segment n and makes it current if it is the newest.
+func (l *blobLog) open(n int) (*segment, error) {
+	_, statErr := os.Stat(l.path(n))
+	f, err := os.OpenFile(l.path(n), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if os.IsNotExist(statErr) { // a new file: make its directory entry durable
+		if err := syncDir(l.dir); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &segment{n: n, f: f, size: st.Size()}
+	l.segs[n] = s
+	if l.cur == nil || n > l.cur.n {
+		l.cur = s
+	}
+	return s, nil
+}
+
+// append writes data to the current segment (not yet flushed) and returns
+// where it is.
+func (l *blobLog) append(data []byte) (blobRef, *segment, error) {
+	l.mu.Lock()
+	s := l.cur
+	if s.size > 0 && s.size+int64(len(data)) > l.maxSize {
+		var err error
+		if s, err = l.open(s.n + 1); err != nil {
+			l.mu.Unlock()
+			return blobRef{}, nil, err
+		}
+	}
+	off := s.size
+	s.size += int64(len(data))
+	l.mu.Unlock()
+	// Writes to distinct ranges run in parallel.
+	if _, err := s.f.WriteAt(data, off); err != nil {
+		return blobRef{}, nil, err
+	}
+	return blobRef{seg: s.n, off: off, length: int64(len(data)), crc: crc32.ChecksumIEEE(data)}, s, nil
+}
+
+// read returns the blob at ref, checking its checksum.
+func (l *blobLog) read(ref blobRef) ([]byte, error) {
+	l.mu.Lock()
+	s, ok := l.segs[ref.seg]
+	l.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("notebook segment %d is missing", ref.seg)
+	}
+	data := make([]byte, ref.length)
+	if _, err := s.f.ReadAt(data, ref.off); err != nil {
+		return nil, fmt.Errorf("reading notebook segment %d: %w", ref.seg, err)
+	}
+	if crc32.ChecksumIEEE(data) != ref.crc {
+		return nil, fmt.Errorf("notebook segment %d is corrupt at offset %d", ref.seg, ref.off)
+	}
+	return data, nil
+}
+
+func (l *blobLog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, s := range l.segs {
+		errs = append(errs, s.f.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
