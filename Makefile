@@ -21,6 +21,7 @@ run: setup build
 test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	.venv/bin/python -m pytest -q tests
 
 # Accept-path benchmark; figures go into BENCHMARKS.md.
 bench: setup

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the Python virtualenv that holds otter-grader for the local
-# grading runner and for building the example course. Idempotent: it reinstalls
+# grading runner and for building the example course, and pytest for the
+# integration suite in tests/. Idempotent: it reinstalls
 # only when the requirements list changes. Uses the machine's pip configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${OTTER_VENV:-.venv}
 req=deployment/grader-image/requirements.txt
+testreq=tests/requirements.txt
 stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$req" | cut -d' ' -f1)
+want=$(cat "$req" "$testreq" | sha256sum | cut -d' ' -f1)
 if [ -x "$venv/bin/otter" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -22,5 +24,5 @@ if ! "$python" -m venv --help >/dev/null 2>&1; then
 fi
 echo "python-env: installing $(grep -v '^#' "$req" | tr '\n' ' ')into $venv" >&2
 "$python" -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" -r "$testreq"
 echo "$want" > "$stamp"
