@@ -370,3 +370,24 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestRepeatedlyInterruptedSubmissionFails(t *testing.T) {
+	srv := newServer(t, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
+	s := submit(t, srv.URL, "application/json", strings.NewReader(notebook("lab01")))
+	// Three workers claimed it and died (their leases lapsed long ago).
+	past := time.Now().Add(-time.Hour)
+	for i := 0; i < 3; i++ {
+		sub, _, err := srv.store.Claim(context.Background(), past.Add(time.Duration(i)*10*time.Minute), time.Minute)
+		if err != nil || sub == nil || sub.ID != s.ID {
+			t.Fatalf("claim %d: %v %v", i, sub, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.svc.Run(ctx)
+	waitFor(t, func() bool { return getStatus(t, srv.URL+s.StatusURL).Status == "failed" })
+	st := getStatus(t, srv.URL+s.StatusURL)
+	if st.Error == nil || st.Error.Code != service.FailureInterrupted || !strings.Contains(st.Error.Message, "interrupted 3 times") {
+		t.Errorf("status = %+v; want failed as interrupted", st)
+	}
+}
