@@ -2,7 +2,9 @@ package sqlite_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,4 +61,86 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 	if code := service.ErrorCode(s.CreateSubmission(context.Background(), sub, nil)); code != service.EUNAVAILABLE {
 		t.Fatalf("CreateSubmission on a closed store: code %q, want %q", code, service.EUNAVAILABLE)
 	}
+}
+
+func newSubmission() *service.Submission {
+	return &service.Submission{ID: service.NewID(), User: "alice", Status: service.StatusQueued,
+		Assignment: service.Assignment{Course: "8x", Section: "1", Assignment: "lab01"}, ReceivedAt: time.Now()}
+}
+
+func segments(t *testing.T, dbPath string) []string {
+	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(dbPath+".notebooks", "*.seg"))
+	if len(names) == 0 {
+		t.Fatal("no notebook segment files")
+	}
+	return names
+}
+
+// A crash while a notebook was being appended (before it was acknowledged)
+// leaves stray bytes at a segment's end: they are ignored, and nothing
+// acknowledged is lost.
+func TestStrayBytesAfterACrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "otter.db")
+	s := open(t, path)
+	ctx := context.Background()
+	var subs []*service.Submission
+	for i := 0; i < 3; i++ {
+		sub := newSubmission()
+		if err := s.CreateSubmission(ctx, sub, []byte(strings.Repeat(string(rune('a'+i)), 1000+i))); err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	s.Close()
+	seg := segments(t, path)[0]
+	f, err := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("half a notebook that was never acknowledged"))
+	f.Close()
+
+	s = open(t, path)
+	defer s.Close()
+	later := newSubmission()
+	if err := s.CreateSubmission(ctx, later, []byte("after the crash")); err != nil {
+		t.Fatal(err)
+	}
+	for i, sub := range subs {
+		nb, err := s.Notebook(ctx, sub.ID)
+		if err != nil || string(nb) != strings.Repeat(string(rune('a'+i)), 1000+i) {
+			t.Errorf("notebook %d after the crash: %q…, %v", i, truncate(nb), err)
+		}
+	}
+	if nb, err := s.Notebook(ctx, later.ID); err != nil || string(nb) != "after the crash" {
+		t.Errorf("notebook written after the crash: %q, %v", nb, err)
+	}
+}
+
+func TestCorruptNotebookIsNotReturned(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "otter.db")
+	s := open(t, path)
+	defer s.Close()
+	ctx := context.Background()
+	sub := newSubmission()
+	if err := s.CreateSubmission(ctx, sub, []byte(`{"nbformat": 4}`)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(segments(t, path)[0], os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("5"), 13)
+	f.Close()
+	if nb, err := s.Notebook(ctx, sub.ID); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("Notebook of a corrupted segment = %q, %v; want an error saying so", nb, err)
+	}
+}
+
+func truncate(b []byte) []byte {
+	if len(b) > 20 {
+		return b[:20]
+	}
+	return b
 }
