@@ -44,7 +44,7 @@ def test_refusals_are_json_and_name_the_problem(service):
     cases = [
         ({"Content-Type": "application/json"}, b'{"nb": ', 400, "invalid"),
         ({"Content-Type": "text/plain"}, nb.encode(), 415, "unsupported"),
-        ({"Content-Type": "application/json"}, nb.replace('"lab01"', '"lab42"').encode(), 422, "unprocessable"),
+        ({"Content-Type": "application/json"}, nb.replace('"assignment": "lab01"', '"assignment": "lab42"').encode(), 422, "unprocessable"),
         ({"Content-Type": "application/json"}, b'{"nb": {"nbformat": 4, "cells": [], "metadata": {}}}', 422, "unprocessable"),
     ]
     for headers, body, status, code in cases:
@@ -52,7 +52,7 @@ def test_refusals_are_json_and_name_the_problem(service):
         assert got == status, resp
         assert resp["error"]["code"] == code
         assert resp["error"]["message"]
-    _, resp = service.request("POST", PREFIX, nb.replace('"lab01"', '"lab42"').encode(), {"Content-Type": "application/json"})
+    _, resp = service.request("POST", PREFIX, nb.replace('"assignment": "lab01"', '"assignment": "lab42"').encode(), {"Content-Type": "application/json"})
     assert '"lab42"' in resp["error"]["message"]
 
 

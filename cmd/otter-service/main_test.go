@@ -273,7 +273,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// An assignment the course's config does not have is refused by name.
 	nb, _ := os.ReadFile(filepath.Join(root, "examples", "submissions", "lab01-perfect.ipynb"))
-	resp, err := http.Post(p.url(prefix), "application/json", strings.NewReader(strings.Replace(string(nb), `"lab01"`, `"lab99"`, 1)))
+	resp, err := http.Post(p.url(prefix), "application/json", strings.NewReader(strings.Replace(string(nb), `"assignment": "lab01"`, `"assignment": "lab99"`, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
