@@ -11,7 +11,7 @@ export OTTER_DATA_DIR=${OTTER_DATA_DIR:-$root/var}
 export OTTER_COURSE_REPOS=${OTTER_COURSE_REPOS:-8x=$root/var/course-repo}
 export OTTER_COMMAND=${OTTER_COMMAND:-$root/.venv/bin/otter}
 export TEST_USER=${TEST_USER:-student}
-export VERBOSE_LOGGING=${VERBOSE_LOGGING:-true}
+export VERBOSE_LOGGING=${VERBOSE_LOGGING:-false}
 bash scripts/example-repo.sh "$root/var/course-repo"
 
 bin/otter-service serve &
