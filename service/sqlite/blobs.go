@@ -13,10 +13,11 @@ import (
 )
 
 // blobLog keeps notebooks outside the database, appended to segment files
-// (notebooks-000001.seg, ...) beside it. A notebook is written once, by the
-// request that brought it, in parallel with others; the group commit then
-// flushes the segment once for the whole batch before the rows that point
-// at it are committed. So a committed row never points at data that is not on
+// (notebooks-000001.seg, ...) beside it. The group commit writes a batch's
+// notebooks with one vectored write (writes to one file are serialized by
+// the kernel anyway; one large write beats many contending ones) and flushes
+// the segment once for the whole batch, before the rows that point at them
+// are committed. So a committed row never points at data that is not on
 // disk, a crash leaves at most unreferenced bytes at a segment's end, and
 // the database stays small enough that its own commits are quick.
 type blobLog struct {
@@ -102,27 +103,41 @@ func (l *blobLog) open(n int) (*segment, error) {
 	return s, nil
 }
 
-// append writes data to the current segment (not yet flushed) and returns
-// where it is.
-func (l *blobLog) append(data []byte) (blobRef, *segment, error) {
+// appendBatch writes the blobs one after the other at the end of the
+// current segment (rotating first if they would overflow it), without
+// flushing, and returns where each is. crcs are the blobs' checksums.
+func (l *blobLog) appendBatch(blobs [][]byte, crcs []uint32) ([]blobRef, *segment, error) {
+	var total int64
+	for _, b := range blobs {
+		total += int64(len(b))
+	}
 	l.mu.Lock()
 	s := l.cur
-	if s.size > 0 && s.size+int64(len(data)) > l.maxSize {
+	if s.size > 0 && s.size+total > l.maxSize {
 		var err error
 		if s, err = l.open(s.n + 1); err != nil {
 			l.mu.Unlock()
-			return blobRef{}, nil, err
+			return nil, nil, err
 		}
 	}
 	off := s.size
-	s.size += int64(len(data))
+	s.size += total
 	l.mu.Unlock()
-	// Writes to distinct ranges run in parallel.
-	if _, err := s.f.WriteAt(data, off); err != nil {
-		return blobRef{}, nil, err
+
+	refs := make([]blobRef, len(blobs))
+	pos := off
+	for i, b := range blobs {
+		refs[i] = blobRef{seg: s.n, off: pos, length: int64(len(b)), crc: crcs[i]}
+		pos += int64(len(b))
 	}
-	return blobRef{seg: s.n, off: off, length: int64(len(data)), crc: crc32.ChecksumIEEE(data)}, s, nil
+	if err := writeAll(s.f, blobs, off); err != nil {
+		return nil, nil, err
+	}
+	return refs, s, nil
 }
+
+// checksum is the checksum stored with each blob.
+func checksum(b []byte) uint32 { return crc32.ChecksumIEEE(b) }
 
 // read returns the blob at ref, checking its checksum.
 func (l *blobLog) read(ref blobRef) ([]byte, error) {
@@ -136,7 +151,7 @@ func (l *blobLog) read(ref blobRef) ([]byte, error) {
 	if _, err := s.f.ReadAt(data, ref.off); err != nil {
 		return nil, fmt.Errorf("reading notebook segment %d: %w", ref.seg, err)
 	}
-	if crc32.ChecksumIEEE(data) != ref.crc {
+	if checksum(data) != ref.crc {
 		return nil, fmt.Errorf("notebook segment %d is corrupt at offset %d", ref.seg, ref.off)
 	}
 	return data, nil

@@ -17,10 +17,11 @@ func TestSegmentsRotateAndReopen(t *testing.T) {
 	var blobs [][]byte
 	for i := 0; i < 5; i++ {
 		b := bytes.Repeat([]byte{byte('a' + i)}, 60)
-		ref, seg, err := l.append(b)
+		refs1, seg, err := l.appendBatch([][]byte{b}, []uint32{checksum(b)})
 		if err != nil {
 			t.Fatal(err)
 		}
+		ref := refs1[0]
 		if err := seg.f.Sync(); err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +42,14 @@ func TestSegmentsRotateAndReopen(t *testing.T) {
 			t.Errorf("blob %d after reopening: %q, %v", i, got, err)
 		}
 	}
-	ref, _, err := l.append([]byte("next"))
+	next, _, err := l.appendBatch([][]byte{[]byte("next"), []byte("and more")}, []uint32{checksum([]byte("next")), checksum([]byte("and more"))})
+	if err != nil || len(next) != 2 || next[0].seg < refs[4].seg || next[1].off != next[0].off+4 {
+		t.Fatalf("appendBatch after reopening = %+v, %v; want the newest segment, one after the other", next, err)
+	}
+	ref := next[0]
+	if got, err := l.read(next[1]); err != nil || string(got) != "and more" {
+		t.Errorf("second blob of a batch: %q, %v", got, err)
+	}
 	if err != nil || ref.seg < refs[4].seg {
 		t.Errorf("append after reopening went to segment %d (%v); want the newest", ref.seg, err)
 	}

@@ -148,19 +148,16 @@ func (s *Store) Close() error {
 }
 
 type createReq struct {
-	sub *service.Submission
-	ref blobRef
-	seg *segment
-	err chan error
+	sub      *service.Submission
+	notebook []byte
+	crc      uint32
+	ref      blobRef // set by the group commit
+	err      chan error
 }
 
 // CreateSubmission implements service.Store.
 func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, notebook []byte) error {
-	ref, seg, err := s.blobs.append(notebook)
-	if err != nil {
-		return mapError(err)
-	}
-	req := &createReq{sub: sub, ref: ref, seg: seg, err: make(chan error, 1)}
+	req := &createReq{sub: sub, notebook: notebook, crc: checksum(notebook), err: make(chan error, 1)}
 	select {
 	case s.creates <- req:
 	case <-s.quit:
@@ -169,13 +166,14 @@ func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, n
 		return ctx.Err()
 	}
 	// Once handed over, the write happens whatever ctx says; wait for it so
-	// the caller never acknowledges a submission that is not on disk.
+	// the caller never acknowledges a submission that is not on disk (and
+	// keeps notebook's memory until it has been written).
 	return <-req.err
 }
 
 // groupCommit is the first stage of the write pipeline: it gathers the
 // submissions that arrived while the previous batch was being written, and
-// flushes their notebooks to disk, all with one flush per segment. The
+// writes their notebooks to disk with one write and one flush. The
 // second stage, commitRows, commits their rows while this stage flushes the
 // next batch.
 func (s *Store) groupCommit() {
@@ -198,7 +196,7 @@ func (s *Store) groupCommit() {
 				break more
 			}
 		}
-		if err := flush(batch); err != nil {
+		if err := s.writeNotebooks(batch); err != nil {
 			for _, r := range batch {
 				r.err <- err
 			}
@@ -208,17 +206,23 @@ func (s *Store) groupCommit() {
 	}
 }
 
-// flush makes the batch's notebooks durable: once a row is committed, its
-// notebook must be on disk.
-func flush(batch []*createReq) error {
-	synced := map[*segment]bool{}
-	for _, r := range batch {
-		if !synced[r.seg] {
-			if err := r.seg.f.Sync(); err != nil {
-				return mapError(err)
-			}
-			synced[r.seg] = true
-		}
+// writeNotebooks appends the batch's notebooks to a segment and flushes it:
+// once a row is committed, its notebook must be on disk.
+func (s *Store) writeNotebooks(batch []*createReq) error {
+	blobs := make([][]byte, len(batch))
+	crcs := make([]uint32, len(batch))
+	for i, r := range batch {
+		blobs[i], crcs[i] = r.notebook, r.crc
+	}
+	refs, seg, err := s.blobs.appendBatch(blobs, crcs)
+	if err != nil {
+		return mapError(err)
+	}
+	if err := seg.f.Sync(); err != nil {
+		return mapError(err)
+	}
+	for i, r := range batch {
+		r.ref = refs[i]
 	}
 	return nil
 }
