@@ -71,6 +71,7 @@ const (
 	FailureKernel      = grading.KindKernel     // the notebook's kernel died
 	FailureConfig      = "course_config"        // the assignment's autograder could not be found
 	FailureInterrupted = "interrupted"          // grading was interrupted too many times
+	FailureStorage     = "storage_error"        // the stored notebook could not be read back
 )
 
 // Grade is the record the old service wrote, one per graded submission, kept

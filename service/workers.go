@@ -108,6 +108,7 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 	started := s.now()
 	res, err := s.run(jobCtx, sub)
 	var out Outcome
+	var ferr *failedError
 	switch gerr, isGradingErr := grading.AsError(err); {
 	case err == nil:
 		out = Outcome{Status: StatusGraded, Grade: res.Grade, Questions: questions(res)}
@@ -117,6 +118,10 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 		out = Outcome{Status: StatusFailed, Failure: &Failure{Code: gerr.Kind, Message: gerr.Message}}
 		log.Warn("grading failed", "kind", gerr.Kind, "reason", gerr.Message)
 		s.record(ctx, sub, LogError, gerr.Message, gerr.Log)
+	case errors.As(err, &ferr):
+		out = Outcome{Status: StatusFailed, Failure: &ferr.failure}
+		log.Error("submission cannot be graded", "reason", ferr.failure.Message, "err", ferr.cause)
+		s.record(ctx, sub, LogError, ferr.failure.Message, ferr.cause.Error())
 	case ErrorCode(err) == EUNPROCESSABLE:
 		out = Outcome{Status: StatusFailed, Failure: &Failure{Code: FailureConfig, Message: ErrorMessage(err)}}
 		log.Warn("assignment cannot be graded", "reason", ErrorMessage(err))
@@ -145,6 +150,11 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 // run fetches what grading needs and runs the grader.
 func (s *Service) run(ctx context.Context, sub *Submission) (*grading.Result, error) {
 	nb, err := s.store.Notebook(ctx, sub.ID)
+	if err != nil && ErrorCode(err) != EUNAVAILABLE && ctx.Err() == nil {
+		// Not a passing outage: retrying cannot bring it back.
+		return nil, &failedError{cause: err, failure: Failure{Code: FailureStorage,
+			Message: "Your notebook could not be read back from storage, so it cannot be graded. Please submit it again."}}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +171,15 @@ func (s *Service) run(ctx context.Context, sub *Submission) (*grading.Result, er
 }
 
 var errLeaseLost = errors.New("lease lost")
+
+// failedError is a grading that cannot succeed for a reason outside the
+// notebook's code.
+type failedError struct {
+	failure Failure
+	cause   error
+}
+
+func (e *failedError) Error() string { return e.failure.Message + ": " + e.cause.Error() }
 
 func (s *Service) keepLease(ctx context.Context, cancel context.CancelCauseFunc, sub *Submission, lease *Lease) {
 	t := time.NewTicker(s.cfg.Lease / 3)

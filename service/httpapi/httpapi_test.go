@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -78,13 +79,15 @@ func (r *fakeRunner) Run(ctx context.Context, job grading.Job) (*grading.Result,
 
 type server struct {
 	*httptest.Server
-	svc   *service.Service
-	store *sqlite.Store
+	svc    *service.Service
+	store  *sqlite.Store
+	dbPath string
 }
 
 func newServer(t testing.TB, runner grading.Runner, auth httpapi.Authenticator) *server {
 	t.Helper()
-	store, err := sqlite.Open(filepath.Join(t.TempDir(), "otter.db"))
+	dbPath := filepath.Join(t.TempDir(), "otter.db")
+	store, err := sqlite.Open(dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +98,7 @@ func newServer(t testing.TB, runner grading.Runner, auth httpapi.Authenticator) 
 		srv.Close()
 		store.Close()
 	})
-	return &server{Server: srv, svc: svc, store: store}
+	return &server{Server: srv, svc: svc, store: store, dbPath: dbPath}
 }
 
 func notebook(assignment string) string {
@@ -389,5 +392,29 @@ func TestRepeatedlyInterruptedSubmissionFails(t *testing.T) {
 	st := getStatus(t, srv.URL+s.StatusURL)
 	if st.Error == nil || st.Error.Code != service.FailureInterrupted || !strings.Contains(st.Error.Message, "interrupted 3 times") {
 		t.Errorf("status = %+v; want failed as interrupted", st)
+	}
+}
+
+func TestUnreadableNotebookFailsInsteadOfLooping(t *testing.T) {
+	runner := &fakeRunner{}
+	srv := newServer(t, runner, httpapi.DevIdentity{User: "alice"})
+	s := submit(t, srv.URL, "application/json", strings.NewReader(notebook("lab01")))
+	segs, _ := filepath.Glob(filepath.Join(srv.dbPath+".notebooks", "*.seg"))
+	if len(segs) != 1 {
+		t.Fatalf("segments: %v", segs)
+	}
+	if err := os.WriteFile(segs[0], bytes.Repeat([]byte("x"), 300), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.svc.Run(ctx)
+	waitFor(t, func() bool { return getStatus(t, srv.URL+s.StatusURL).Status == "failed" })
+	st := getStatus(t, srv.URL+s.StatusURL)
+	if st.Error == nil || st.Error.Code != service.FailureStorage || !strings.Contains(st.Error.Message, "submit it again") {
+		t.Errorf("status = %+v; want failed with a storage error", st)
+	}
+	if len(runner.jobs) != 0 {
+		t.Errorf("the runner was given a notebook that could not be read")
 	}
 }
