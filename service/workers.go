@@ -92,7 +92,7 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 		log.Error("grading was interrupted too often; giving up", "attempts", sub.Attempts)
 		s.finish(ctx, sub, lease, Outcome{Status: StatusFailed, Failure: &Failure{
 			Code:    FailureInterrupted,
-			Message: fmt.Sprintf("Grading was interrupted %d times, so we stopped trying. Your course staff can see this submission and regrade it.", sub.Attempts-1),
+			Message: fmt.Sprintf("Grading was interrupted %d times (the grader may crash on this notebook), so we stopped trying. Run the notebook from the top to check it and submit again; if this keeps happening, tell your course staff.", sub.Attempts-1),
 		}})
 		return true
 	}
