@@ -31,8 +31,14 @@ type config struct {
 	DataDir       string              // OTTER_DATA_DIR: database and job directories
 	Database      string              // OTTER_DATABASE: the embedded store's file
 	Courses       map[string]git.Repo // OTTER_COURSE_REPOS: course=repository,...
-	Runner        string              // OTTER_RUNNER: local
+	Runner        string              // OTTER_RUNNER: docker or local
 	Otter         string              // OTTER_COMMAND: the otter executable for the local runner
+	Image         string              // OTTER_GRADING_IMAGE: the Docker runner's grading image
+	Instance      string              // OTTER_INSTANCE: labels this instance's containers
+	Memory        int64               // OTTER_GRADING_MEMORY_BYTES
+	CPUs          float64             // OTTER_GRADING_CPUS
+	Processes     int                 // OTTER_GRADING_PROCESSES
+	Disk          int64               // OTTER_GRADING_DISK_BYTES
 	Workers       int                 // OTTER_WORKERS
 	Timeout       time.Duration       // OTTER_GRADING_TIMEOUT
 	MaxOutput     int                 // OTTER_MAX_OUTPUT_BYTES
@@ -62,6 +68,12 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		DataDir:       p.str("OTTER_DATA_DIR", "var"),
 		Runner:        p.str("OTTER_RUNNER", "local"),
 		Otter:         p.str("OTTER_COMMAND", defaultOtter()),
+		Image:         p.str("OTTER_GRADING_IMAGE", "otter-service-grader:local"),
+		Instance:      p.str("OTTER_INSTANCE", hostname()),
+		Memory:        int64(p.integer("OTTER_GRADING_MEMORY_BYTES", 1<<30, 64<<20, 1<<40)),
+		CPUs:          p.float("OTTER_GRADING_CPUS", 1, 0.1, 256),
+		Processes:     p.integer("OTTER_GRADING_PROCESSES", 256, 16, 1<<20),
+		Disk:          int64(p.integer("OTTER_GRADING_DISK_BYTES", 512<<20, 16<<20, 1<<40)),
 		Workers:       p.integer("OTTER_WORKERS", runtime.NumCPU(), 1, 256),
 		Timeout:       p.duration("OTTER_GRADING_TIMEOUT", 10*time.Minute),
 		MaxOutput:     p.integer("OTTER_MAX_OUTPUT_BYTES", 1<<20, 1<<10, 1<<30),
@@ -77,8 +89,8 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	if !strings.HasPrefix(c.Prefix, "/") {
 		p.fail("JUPYTERHUB_SERVICE_PREFIX must start with /, got %q", c.Prefix)
 	}
-	if c.Runner != "local" {
-		p.fail("OTTER_RUNNER must be \"local\" (the only runner in this version), got %q", c.Runner)
+	if c.Runner != "local" && c.Runner != "docker" {
+		p.fail("OTTER_RUNNER must be \"docker\" or \"local\", got %q", c.Runner)
 	}
 	if c.Runner == "local" && c.Otter == "" {
 		p.fail("OTTER_COMMAND is not set and no otter executable was found in .venv/bin or PATH (run scripts/python-env.sh)")
@@ -99,6 +111,14 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		return nil, fmt.Errorf("invalid configuration:\n  %w", errors.Join(p.problems...))
 	}
 	return c, nil
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "otter-service"
+	}
+	return h
 }
 
 // defaultOtter finds otter in the project's virtualenv or on PATH.
@@ -152,6 +172,18 @@ func (p *envParser) integer(name string, def, lo, hi int) int {
 		p.fail("%s must be a whole number from %d to %d, got %q", name, lo, hi, v)
 	}
 	return n
+}
+
+func (p *envParser) float(name string, def, lo, hi float64) float64 {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < lo || f > hi {
+		p.fail("%s must be a number from %g to %g, got %q", name, lo, hi, v)
+	}
+	return f
 }
 
 func (p *envParser) duration(name string, def time.Duration) time.Duration {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/otter-service/otter-service/courseconfig/git"
+	"github.com/otter-service/otter-service/grading"
+	"github.com/otter-service/otter-service/grading/docker"
 	"github.com/otter-service/otter-service/grading/local"
 	"github.com/otter-service/otter-service/service"
 	"github.com/otter-service/otter-service/service/httpapi"
@@ -91,7 +93,27 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 
 	courses := git.New(cfg.Courses, cfg.MinRefresh)
-	runner := &local.Runner{Otter: cfg.Otter, WorkDir: jobs, Timeout: cfg.Timeout, MaxOutput: cfg.MaxOutput}
+	var runner grading.Runner = &local.Runner{Otter: cfg.Otter, WorkDir: jobs, Timeout: cfg.Timeout, MaxOutput: cfg.MaxOutput}
+	if cfg.Runner == "docker" {
+		dr, err := docker.New(cfg.Image, cfg.Instance, docker.Limits{
+			Memory: cfg.Memory, CPUs: cfg.CPUs, Processes: int64(cfg.Processes), Disk: cfg.Disk,
+			Output: cfg.MaxOutput, Timeout: cfg.Timeout,
+		})
+		if err != nil {
+			return err
+		}
+		defer dr.Close()
+		// Submissions are accepted whatever the engine's state; grading waits for it.
+		if err := dr.Check(ctx); err != nil {
+			log.Error("the Docker runner is not ready; submissions wait in the queue until it is", "err", err)
+		}
+		if n, err := dr.RemoveOrphans(ctx); err != nil {
+			log.Error("cannot remove grading containers left by an earlier run", "err", err)
+		} else if n > 0 {
+			log.Warn("removed grading containers left by an earlier run; their submissions are graded again", "containers", n)
+		}
+		runner = dr
+	}
 	svc := service.New(store, courses, runner, service.Config{
 		Workers:        cfg.Workers,
 		Lease:          cfg.Lease,

@@ -1,0 +1,473 @@
+// Package docker grades notebooks inside locked-down containers, driven
+// through the Docker Engine API (with API-version negotiation, so Debian's
+// docker.io engine, API 1.41, works as well as current engines).
+//
+// Each job gets a container from the grading image and a size-limited tmpfs
+// volume mounted at /autograder, into which the autograder zip's contents
+// (source/) and the notebook (submission/) are copied before the container
+// starts. otter's grading command runs as an unprivileged user with no
+// network (loopback only), a read-only root filesystem, a size-limited /tmp,
+// all capabilities dropped, no new privileges, and limits on memory (no
+// swap), CPU and processes. Its output is read as it comes and capped; a
+// wall-clock timeout kills it. results.json is copied out, and the container
+// and its volume are removed whatever happened. Containers and volumes are
+// labelled, so that RemoveOrphans can clear what a crashed service left.
+package docker
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/otter-service/otter-service/grading"
+)
+
+// Labels on everything the runner creates.
+const (
+	LabelJob      = "otter-service.job"      // the submission id
+	LabelInstance = "otter-service.instance" // which service instance made it
+)
+
+// The grading command and the user it runs as (the grading image's contract).
+var otterCommand = []string{"python3", "-c", "from otter.run.run_autograder import main; main('/autograder')"}
+
+const graderUID = 1000
+
+// Limits bound what one grading may use.
+type Limits struct {
+	Memory    int64         // bytes of memory, swap off; default 1 GiB
+	CPUs      float64       // cores; default 1
+	Processes int64         // processes and threads; default 256
+	Disk      int64         // bytes writable under /autograder; default 512 MiB
+	Tmp       int64         // bytes writable under /tmp; default 256 MiB
+	Output    int           // bytes of output before the grading is stopped; default 1 MiB
+	Timeout   time.Duration // wall clock; default 10 minutes
+}
+
+func (l *Limits) withDefaults() {
+	if l.Memory <= 0 {
+		l.Memory = 1 << 30
+	}
+	if l.CPUs <= 0 {
+		l.CPUs = 1
+	}
+	if l.Processes <= 0 {
+		l.Processes = 256
+	}
+	if l.Disk <= 0 {
+		l.Disk = 512 << 20
+	}
+	if l.Tmp <= 0 {
+		l.Tmp = 256 << 20
+	}
+	if l.Output <= 0 {
+		l.Output = 1 << 20
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = 10 * time.Minute
+	}
+}
+
+// Limits on the autograder zip's contents.
+const (
+	maxZipEntries = 10000
+	maxZipBytes   = 256 << 20 // uncompressed
+)
+
+// Runner grades notebooks in containers.
+type Runner struct {
+	cli      *client.Client
+	image    string
+	limits   Limits
+	instance string
+}
+
+var _ grading.Runner = (*Runner)(nil)
+
+// New connects to the engine named by the environment (DOCKER_HOST, or the
+// local socket) and returns a runner using image.
+func New(image, instance string, limits Limits) (*Runner, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
+	limits.withDefaults()
+	return &Runner{cli: cli, image: image, limits: limits, instance: instance}, nil
+}
+
+// Close releases the connection to the engine.
+func (r *Runner) Close() error { return r.cli.Close() }
+
+// Check reports whether the engine answers and has the grading image.
+func (r *Runner) Check(ctx context.Context) error {
+	if _, err := r.cli.Ping(ctx); err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	if _, err := r.cli.ImageInspect(ctx, r.image); err != nil {
+		return fmt.Errorf("grading image %s: %w", r.image, err)
+	}
+	return nil
+}
+
+// RemoveOrphans removes the containers and volumes this instance left
+// behind (a crash mid-grading leaves them; their submissions go back to the
+// queue when their leases lapse). It returns how many containers it removed.
+func (r *Runner) RemoveOrphans(ctx context.Context) (int, error) {
+	f := filters.NewArgs(filters.Arg("label", LabelInstance+"="+r.instance))
+	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return 0, fmt.Errorf("listing containers: %w", err)
+	}
+	var errs []error
+	for _, c := range list {
+		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	vols, err := r.cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return len(list), errors.Join(append(errs, err)...)
+	}
+	for _, v := range vols.Volumes {
+		if err := r.cli.VolumeRemove(ctx, v.Name, true); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	return len(list), errors.Join(errs...)
+}
+
+// Timing splits one grading's wall-clock time.
+type Timing struct {
+	Total     time.Duration // Run, from start to end
+	Container time.Duration // the container's own run: otter grading
+}
+
+// Overhead is the time the runner spent around otter: creating, copying,
+// starting, waiting, copying out, removing.
+func (t Timing) Overhead() time.Duration { return t.Total - t.Container }
+
+// Run implements grading.Runner.
+func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, error) {
+	res, _, err := r.RunTimed(ctx, job)
+	return res, err
+}
+
+// RunTimed is Run, also telling where the time went.
+func (r *Runner) RunTimed(ctx context.Context, job grading.Job) (res *grading.Result, timing Timing, err error) {
+	start := time.Now()
+	defer func() { timing.Total = time.Since(start) }()
+	res, err = r.run(ctx, job, &timing)
+	return res, timing, err
+}
+
+func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*grading.Result, error) {
+	// The archive first: a broken zip is the submission's assignment's
+	// problem, found before any container exists.
+	archive, err := jobArchive(job)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{LabelJob: job.ID, LabelInstance: r.instance}
+	// Cleanup must happen even when ctx is cancelled (the service stopping).
+	cleanup := context.WithoutCancel(ctx)
+
+	vol, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{
+		Driver: "local",
+		DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs",
+			"o": fmt.Sprintf("size=%d,uid=%d,gid=%d,mode=0755,nosuid,nodev", r.limits.Disk, graderUID, graderUID)},
+		Labels: labels,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the job's volume: %w", err)
+	}
+	defer r.cli.VolumeRemove(cleanup, vol.Name, true)
+
+	pids := r.limits.Processes
+	init := true
+	created, err := r.cli.ContainerCreate(ctx, &container.Config{
+		Image:           r.image,
+		Cmd:             otterCommand,
+		User:            fmt.Sprintf("%d:%d", graderUID, graderUID),
+		WorkingDir:      "/autograder",
+		Env:             []string{"HOME=/tmp", "TMPDIR=/tmp", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg"},
+		Labels:          labels,
+		NetworkDisabled: true,
+		AttachStdout:    true,
+		AttachStderr:    true,
+	}, &container.HostConfig{
+		NetworkMode:    "none",
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%d,mode=1777", r.limits.Tmp)},
+		Mounts:         []mount.Mount{{Type: mount.TypeVolume, Source: vol.Name, Target: "/autograder"}},
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Init:           &init,
+		LogConfig:      container.LogConfig{Type: "none"},
+		Resources: container.Resources{
+			Memory:     r.limits.Memory,
+			MemorySwap: r.limits.Memory, // no swap
+			NanoCPUs:   int64(r.limits.CPUs * 1e9),
+			PidsLimit:  &pids,
+			Ulimits:    []*container.Ulimit{{Name: "core", Soft: 0, Hard: 0}},
+		},
+	}, nil, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("creating the grading container: %w", err)
+	}
+	id := created.ID
+	defer r.cli.ContainerRemove(cleanup, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+
+	if err := r.cli.CopyToContainer(ctx, id, "/autograder", bytes.NewReader(archive), container.CopyToContainerOptions{}); err != nil {
+		return nil, fmt.Errorf("copying the job into its container: %w", err)
+	}
+
+	attach, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return nil, fmt.Errorf("attaching to the grading container: %w", err)
+	}
+	defer attach.Close()
+	out := &cappedBuffer{max: r.limits.Output, over: make(chan struct{})}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		stdcopy.StdCopy(out, out, attach.Reader)
+	}()
+
+	waitCh, waitErr := r.cli.ContainerWait(ctx, id, container.WaitConditionNextExit)
+	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return nil, fmt.Errorf("starting the grading container: %w", err)
+	}
+	timer := time.NewTimer(r.limits.Timeout)
+	defer timer.Stop()
+	var timedOut, tooMuch bool
+	kill := func() { r.cli.ContainerKill(cleanup, id, "KILL") }
+	over := out.over
+wait:
+	for {
+		select {
+		case <-waitCh:
+			break wait
+		case err := <-waitErr:
+			if ctx.Err() != nil {
+				kill()
+				return nil, ctx.Err() // the service is stopping: not the submission's fault
+			}
+			return nil, fmt.Errorf("waiting for the grading container: %w", err)
+		case <-timer.C:
+			timedOut = true
+			kill()
+		case <-over:
+			tooMuch = true
+			over = nil
+			kill()
+		}
+	}
+	select { // the rest of the output, briefly
+	case <-copied:
+	case <-time.After(2 * time.Second):
+	}
+	info, err := r.cli.ContainerInspect(cleanup, id)
+	if err != nil {
+		return nil, fmt.Errorf("inspecting the grading container: %w", err)
+	}
+	if info.State != nil {
+		started, err1 := time.Parse(time.RFC3339Nano, info.State.StartedAt)
+		finished, err2 := time.Parse(time.RFC3339Nano, info.State.FinishedAt)
+		if err1 == nil && err2 == nil && finished.After(started) {
+			timing.Container = finished.Sub(started)
+		}
+	}
+	log := out.tail()
+	switch {
+	case tooMuch:
+		return nil, &grading.Error{Kind: grading.KindOutput, Log: log,
+			Message: fmt.Sprintf("The notebook printed more than %d KiB of output while being graded. Remove large or endless prints and submit again.", r.limits.Output>>10)}
+	case timedOut:
+		return nil, &grading.Error{Kind: grading.KindTimeout, Log: log,
+			Message: fmt.Sprintf("Grading took longer than %s, so it was stopped. Check for endless loops or very slow code, and submit again.", r.limits.Timeout)}
+	case info.State != nil && info.State.OOMKilled:
+		return nil, &grading.Error{Kind: grading.KindMemory, Log: log,
+			Message: fmt.Sprintf("The notebook used more than %d MiB of memory while being graded, so it was stopped. Use smaller data or free what you no longer need, and submit again.", r.limits.Memory>>20)}
+	}
+	exit := 0
+	if info.State != nil {
+		exit = info.State.ExitCode
+	}
+	data, readErr := r.results(cleanup, id)
+	if exit != 0 || readErr != nil {
+		if strings.Contains(log, "DeadKernelError") || strings.Contains(log, "Kernel died") {
+			return nil, &grading.Error{Kind: grading.KindKernel, Log: log,
+				Message: "The notebook's Python kernel died while it was graded (the code may have exited the interpreter, crashed it, or run out of memory). Run the notebook from the top, fix the cell that crashes, and submit again."}
+		}
+		why := fmt.Sprintf("otter exited with status %d", exit)
+		if exit == 0 {
+			why = "it wrote no results"
+		}
+		return nil, &grading.Error{Kind: grading.KindAutograder, Log: log,
+			Message: fmt.Sprintf("The autograder could not grade this notebook (%s). Run all cells from the top to check for errors, and submit again; if it keeps happening, tell your course staff.", why)}
+	}
+	return grading.ParseResults(data)
+}
+
+// results copies results.json out of the stopped container, reading at most
+// one byte past the limit.
+func (r *Runner) results(ctx context.Context, id string) ([]byte, error) {
+	rc, _, err := r.cli.CopyFromContainer(ctx, id, "/autograder/results/results.json")
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, err
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil, fmt.Errorf("results.json is not a regular file")
+	}
+	return io.ReadAll(io.LimitReader(tr, grading.MaxResultsSize+1))
+}
+
+// jobArchive builds the tar copied to /autograder: source/ (the zip's
+// contents), submission/<notebook>, and an empty results/, owned by the
+// grading user. The zip is read with limits: entry count, total size, and
+// no entry that would land outside source/.
+func jobArchive(job grading.Job) ([]byte, error) {
+	zr, err := zip.NewReader(bytes.NewReader(job.Autograder), int64(len(job.Autograder)))
+	if err != nil {
+		return nil, zipError("it is not a zip file (%v)", err)
+	}
+	if len(zr.File) > maxZipEntries {
+		return nil, zipError("it has more than %d entries", maxZipEntries)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	dir := func(name string) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, Uid: graderUID, Gid: graderUID, ModTime: now})
+	}
+	file := func(name string, mode int64, size int64, content io.Reader) error {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: size, Uid: graderUID, Gid: graderUID, ModTime: now}); err != nil {
+			return err
+		}
+		_, err := io.Copy(tw, content)
+		return err
+	}
+	for _, d := range []string{"source", "submission", "results"} {
+		if err := dir(d); err != nil {
+			return nil, err
+		}
+	}
+	var total uint64
+	dirs := map[string]bool{}
+	for _, f := range zr.File {
+		name := strings.TrimPrefix(path.Clean("/"+f.Name), "/")
+		if name == "" || strings.Contains(f.Name, `\`) || name != strings.TrimSuffix(f.Name, "/") {
+			return nil, zipError("entry %q has an unsafe name", f.Name)
+		}
+		if f.FileInfo().IsDir() {
+			if !dirs[name] {
+				dirs[name] = true
+				if err := dir("source/" + name); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if !f.Mode().IsRegular() {
+			return nil, zipError("entry %q is not a regular file", f.Name)
+		}
+		var parents []string // shallowest first, so each is owned by the grading user
+		for p := path.Dir(name); p != "." && !dirs[p]; p = path.Dir(p) {
+			parents = append([]string{p}, parents...)
+		}
+		for _, p := range parents {
+			dirs[p] = true
+			if err := dir("source/" + p); err != nil {
+				return nil, err
+			}
+		}
+		total += f.UncompressedSize64
+		if total > maxZipBytes {
+			return nil, zipError("it unpacks to more than %d MiB", maxZipBytes>>20)
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil, zipError("entry %q cannot be read (%v)", f.Name, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, int64(f.UncompressedSize64)+1))
+		rc.Close()
+		if err != nil || uint64(len(data)) != f.UncompressedSize64 {
+			return nil, zipError("entry %q is damaged", f.Name)
+		}
+		if err := file("source/"+name, 0o644, int64(len(data)), bytes.NewReader(data)); err != nil {
+			return nil, err
+		}
+	}
+	nb := path.Base(job.NotebookName)
+	if nb == "." || nb == "/" || !strings.HasSuffix(nb, ".ipynb") {
+		nb = "submission.ipynb"
+	}
+	if err := file("submission/"+nb, 0o644, int64(len(job.Notebook)), bytes.NewReader(job.Notebook)); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func zipError(format string, args ...any) error {
+	return &grading.Error{Kind: grading.KindAutograder,
+		Message: "The assignment's autograder cannot be used: " + fmt.Sprintf(format, args...) + ". Tell your course staff."}
+}
+
+// cappedBuffer keeps the first max bytes written to it and closes over once
+// when more arrive.
+type cappedBuffer struct {
+	mu   sync.Mutex
+	max  int
+	buf  bytes.Buffer
+	over chan struct{}
+	done bool
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); len(p) > room {
+		b.buf.Write(p[:max(room, 0)])
+		if !b.done {
+			b.done = true
+			close(b.over)
+		}
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+// tail returns the last 8 KiB of output, for operators.
+func (b *cappedBuffer) tail() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.Bytes()
+	if len(s) > 8<<10 {
+		s = s[len(s)-8<<10:]
+	}
+	return string(bytes.ToValidUTF8(s, nil))
+}
