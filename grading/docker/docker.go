@@ -2,15 +2,16 @@
 // through the Docker Engine API (with API-version negotiation, so Debian's
 // docker.io engine, API 1.41, works as well as current engines).
 //
-// Each job gets a container from the grading image and a size-limited tmpfs
-// volume mounted at /autograder, into which the autograder zip's contents
-// (source/) and the notebook (submission/) are copied before the container
-// starts. otter's grading command runs as an unprivileged user with no
-// network (loopback only), a read-only root filesystem, a size-limited /tmp,
-// all capabilities dropped, no new privileges, and limits on memory (no
-// swap), CPU and processes. Its output is read as it comes and capped; a
-// wall-clock timeout kills it. results.json is copied out, and the container
-// and its volume are removed whatever happened. Containers and volumes are
+// Each job gets a container from the grading image with a size-limited tmpfs
+// volume at /autograder, into which the autograder zip's contents (source/)
+// and the notebook (submission/) are copied. otter's grading command then
+// runs in it as an exec, as an unprivileged user with no network (loopback
+// only), a read-only root filesystem, a size-limited /tmp, all capabilities
+// dropped, no new privileges, and limits on memory (no swap), CPU and
+// processes. Its output is read as it comes and capped; a wall-clock timeout
+// stops it. When the command has ended, the container is frozen and
+// results.json copied out; the container and its volume are removed whatever
+// happened. Containers and volumes are
 // labelled, so that RemoveOrphans can clear what a crashed service left.
 package docker
 
@@ -23,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,8 +45,12 @@ const (
 	LabelInstance = "otter-service.instance" // which service instance made it
 )
 
-// The grading command and the user it runs as (the grading image's contract).
-var otterCommand = []string{"python3", "-c", "from otter.run.run_autograder import main; main('/autograder')"}
+// The grading command and the user it runs as (the grading image's
+// contract), and what the container runs meanwhile.
+var (
+	otterCommand = []string{"python3", "-c", "from otter.run.run_autograder import main; main('/autograder')"}
+	holdCommand  = []string{"python3", "-c", "import time\nwhile True: time.sleep(3600)"}
+)
 
 const graderUID = 1000
 
@@ -199,16 +205,19 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 
 	pids := r.limits.Processes
 	init := true
+	env := []string{"HOME=/tmp", "TMPDIR=/tmp", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg"}
+	user := fmt.Sprintf("%d:%d", graderUID, graderUID)
+	// The container only holds the job's mounts while otter runs in it as an
+	// exec: /autograder is a tmpfs volume, whose contents exist only while it
+	// is mounted, that is while the container runs. The exec's end is a
+	// signal student code cannot forge.
 	created, err := r.cli.ContainerCreate(ctx, &container.Config{
-		Image:           r.image,
-		Cmd:             otterCommand,
-		User:            fmt.Sprintf("%d:%d", graderUID, graderUID),
-		WorkingDir:      "/autograder",
-		Env:             []string{"HOME=/tmp", "TMPDIR=/tmp", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg"},
-		Labels:          labels,
-		NetworkDisabled: true,
-		AttachStdout:    true,
-		AttachStderr:    true,
+		Image:      r.image,
+		Cmd:        holdCommand,
+		User:       user,
+		WorkingDir: "/autograder",
+		Env:        env,
+		Labels:     labels,
 	}, &container.HostConfig{
 		NetworkMode:    "none",
 		ReadonlyRootfs: true,
@@ -231,67 +240,72 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	}
 	id := created.ID
 	defer r.cli.ContainerRemove(cleanup, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-
+	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return nil, fmt.Errorf("starting the grading container: %w", err)
+	}
 	if err := r.cli.CopyToContainer(ctx, id, "/autograder", bytes.NewReader(archive), container.CopyToContainerOptions{}); err != nil {
 		return nil, fmt.Errorf("copying the job into its container: %w", err)
 	}
 
-	attach, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	exec, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
+		User: user, WorkingDir: "/autograder", Env: env, Cmd: otterCommand, AttachStdout: true, AttachStderr: true,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("attaching to the grading container: %w", err)
+		return nil, fmt.Errorf("creating the grading command: %w", err)
+	}
+	started := time.Now()
+	attach, err := r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("starting the grading command: %w", err)
 	}
 	defer attach.Close()
 	out := &cappedBuffer{max: r.limits.Output, over: make(chan struct{})}
-	copied := make(chan struct{})
+	finished := make(chan struct{})
 	go func() {
-		defer close(copied)
-		stdcopy.StdCopy(out, out, attach.Reader)
+		defer close(finished)
+		stdcopy.StdCopy(out, out, attach.Reader) // until the command ends
 	}()
 
-	waitCh, waitErr := r.cli.ContainerWait(ctx, id, container.WaitConditionNextExit)
-	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return nil, fmt.Errorf("starting the grading container: %w", err)
-	}
 	timer := time.NewTimer(r.limits.Timeout)
 	defer timer.Stop()
 	var timedOut, tooMuch bool
 	kill := func() { r.cli.ContainerKill(cleanup, id, "KILL") }
-	over := out.over
-wait:
-	for {
-		select {
-		case <-waitCh:
-			break wait
-		case err := <-waitErr:
-			if ctx.Err() != nil {
-				kill()
-				return nil, ctx.Err() // the service is stopping: not the submission's fault
-			}
-			return nil, fmt.Errorf("waiting for the grading container: %w", err)
-		case <-timer.C:
-			timedOut = true
-			kill()
-		case <-over:
-			tooMuch = true
-			over = nil
-			kill()
-		}
+	select {
+	case <-finished:
+	case <-timer.C:
+		timedOut = true
+	case <-out.over:
+		tooMuch = true
+	case <-ctx.Done():
+		kill()
+		return nil, ctx.Err() // the service is stopping: not the submission's fault
 	}
-	select { // the rest of the output, briefly
-	case <-copied:
-	case <-time.After(2 * time.Second):
+	timing.Container = time.Since(started)
+	var data []byte
+	var exitCode int
+	var resultsErr error
+	oom := false
+	if !timedOut && !tooMuch {
+		oom = r.oomKills(cleanup, id, user) > 0
+		// Freeze whatever the notebook may have left running, so nothing
+		// can touch results.json while it is copied out.
+		paused := r.cli.ContainerPause(cleanup, id) == nil
+		ins, err := r.cli.ContainerExecInspect(cleanup, exec.ID)
+		if err != nil {
+			return nil, fmt.Errorf("inspecting the grading command: %w", err)
+		}
+		exitCode = ins.ExitCode
+		data, resultsErr = r.results(cleanup, id)
+		if paused {
+			r.cli.ContainerUnpause(cleanup, id)
+		}
 	}
 	info, err := r.cli.ContainerInspect(cleanup, id)
 	if err != nil {
 		return nil, fmt.Errorf("inspecting the grading container: %w", err)
 	}
-	if info.State != nil {
-		started, err1 := time.Parse(time.RFC3339Nano, info.State.StartedAt)
-		finished, err2 := time.Parse(time.RFC3339Nano, info.State.FinishedAt)
-		if err1 == nil && err2 == nil && finished.After(started) {
-			timing.Container = finished.Sub(started)
-		}
-	}
+	kill()
+	oom = oom || info.State != nil && info.State.OOMKilled
 	log := out.tail()
 	switch {
 	case tooMuch:
@@ -300,22 +314,21 @@ wait:
 	case timedOut:
 		return nil, &grading.Error{Kind: grading.KindTimeout, Log: log,
 			Message: fmt.Sprintf("Grading took longer than %s, so it was stopped. Check for endless loops or very slow code, and submit again.", r.limits.Timeout)}
-	case info.State != nil && info.State.OOMKilled:
+	case oom:
 		return nil, &grading.Error{Kind: grading.KindMemory, Log: log,
 			Message: fmt.Sprintf("The notebook used more than %d MiB of memory while being graded, so it was stopped. Use smaller data or free what you no longer need, and submit again.", r.limits.Memory>>20)}
 	}
-	exit := 0
-	if info.State != nil {
-		exit = info.State.ExitCode
-	}
-	data, readErr := r.results(cleanup, id)
-	if exit != 0 || readErr != nil {
+	if exitCode != 0 || resultsErr != nil {
 		if strings.Contains(log, "DeadKernelError") || strings.Contains(log, "Kernel died") {
 			return nil, &grading.Error{Kind: grading.KindKernel, Log: log,
 				Message: "The notebook's Python kernel died while it was graded (the code may have exited the interpreter, crashed it, or run out of memory). Run the notebook from the top, fix the cell that crashes, and submit again."}
 		}
-		why := fmt.Sprintf("otter exited with status %d", exit)
-		if exit == 0 {
+		if strings.Contains(log, "No space left on device") {
+			return nil, &grading.Error{Kind: grading.KindAutograder, Log: log,
+				Message: fmt.Sprintf("The notebook wrote more files than the %d MiB allowed while being graded, so it could not be graded. Do not write large files, and submit again.", r.limits.Disk>>20)}
+		}
+		why := fmt.Sprintf("otter exited with status %d", exitCode)
+		if exitCode == 0 {
 			why = "it wrote no results"
 		}
 		return nil, &grading.Error{Kind: grading.KindAutograder, Log: log,
@@ -324,8 +337,39 @@ wait:
 	return grading.ParseResults(data)
 }
 
-// results copies results.json out of the stopped container, reading at most
-// one byte past the limit.
+// oomCheck prints the container's count of processes killed for lack of
+// memory (cgroup v1 or v2). The engine's own flag only covers the
+// container's main process, and otter's runs as an exec.
+const oomCheck = `import re
+for p in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+    try:
+        m = re.search(r"^oom_kill (\d+)", open(p).read(), re.M)
+    except OSError:
+        continue
+    if m:
+        print(m.group(1))
+        break`
+
+// oomKills returns how many processes in the container the kernel killed for
+// lack of memory (0 if it cannot tell).
+func (r *Runner) oomKills(ctx context.Context, id, user string) int {
+	exec, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{User: user, Cmd: []string{"python3", "-c", oomCheck}, AttachStdout: true})
+	if err != nil {
+		return 0
+	}
+	attach, err := r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return 0
+	}
+	defer attach.Close()
+	var out bytes.Buffer
+	stdcopy.StdCopy(&out, io.Discard, io.LimitReader(attach.Reader, 4096))
+	n, _ := strconv.Atoi(strings.TrimSpace(out.String()))
+	return n
+}
+
+// results copies results.json out of the container, reading at most one
+// byte past the limit.
 func (r *Runner) results(ctx context.Context, id string) ([]byte, error) {
 	rc, _, err := r.cli.CopyFromContainer(ctx, id, "/autograder/results/results.json")
 	if err != nil {
