@@ -5,7 +5,7 @@
 GO ?= go
 BIN := bin/otter-service
 
-.PHONY: run test bench setup build examples clean
+.PHONY: run test bench setup build examples clean grader-image
 
 setup:
 	@bash scripts/ensure-tools.sh
@@ -18,14 +18,22 @@ build:
 run: setup build
 	@bash scripts/run.sh
 
-test: setup
+# The Docker engine and the grading image, for the Docker runner and its
+# tests. Where they cannot be had (no root, say) the Docker tests skip, except
+# in CI, which requires them.
+grader-image:
+	@bash deployment/grader-image/build-local.sh || { [ "$$CI" != true ] && echo "make: no Docker engine or grading image; the Docker tests will be skipped" >&2; }
+
+test: setup grader-image
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	.venv/bin/python -m pytest -q tests
 
-# Accept-path benchmark; figures go into BENCHMARKS.md.
-bench: setup
+# Benchmarks; figures go into BENCHMARKS.md.
+bench: setup grader-image
 	$(GO) test -run '^$$' -bench BenchmarkAccept -benchtime 4000x -count 3 ./service/httpapi/
+	$(GO) test -run '^$$' -bench 'BenchmarkOverhead' -benchtime 10x -count 3 ./grading/docker/
+	$(GO) test -run '^$$' -bench 'BenchmarkBurst' -benchtime 1x ./grading/docker/
 
 # Regenerates the example course's zips and submissions with otter assign.
 examples: setup

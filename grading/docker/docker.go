@@ -39,11 +39,9 @@ import (
 	"github.com/otter-service/otter-service/grading"
 )
 
-// Labels on everything the runner creates.
-const (
-	LabelJob      = "otter-service.job"      // the submission id
-	LabelInstance = "otter-service.instance" // which service instance made it
-)
+// LabelInstance labels everything the runner creates with the service
+// instance that made it.
+const LabelInstance = "otter-service.instance"
 
 // The grading command and the user it runs as (the grading image's
 // contract), and what the container runs meanwhile.
@@ -101,23 +99,46 @@ type Runner struct {
 	image    string
 	limits   Limits
 	instance string
+
+	// Containers started ahead of need, so a grading does not wait for one
+	// to be created and started.
+	warm    chan *box
+	closing chan struct{}
+	once    sync.Once
+	refills sync.WaitGroup
+}
+
+// box is a started grading container with its /autograder volume.
+type box struct {
+	id, volume string
 }
 
 var _ grading.Runner = (*Runner)(nil)
 
 // New connects to the engine named by the environment (DOCKER_HOST, or the
-// local socket) and returns a runner using image.
-func New(image, instance string, limits Limits) (*Runner, error) {
+// local socket) and returns a runner using image. It keeps up to warm
+// containers started ahead of need (0: none).
+func New(image, instance string, limits Limits, warm int) (*Runner, error) {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w", err)
 	}
 	limits.withDefaults()
-	return &Runner{cli: cli, image: image, limits: limits, instance: instance}, nil
+	return &Runner{cli: cli, image: image, limits: limits, instance: instance,
+		warm: make(chan *box, max(warm, 0)), closing: make(chan struct{})}, nil
 }
 
-// Close releases the connection to the engine.
-func (r *Runner) Close() error { return r.cli.Close() }
+// Close removes the containers kept warm and releases the connection to the
+// engine.
+func (r *Runner) Close() error {
+	r.once.Do(func() { close(r.closing) })
+	r.refills.Wait()
+	close(r.warm)
+	for b := range r.warm {
+		r.discard(context.Background(), b)
+	}
+	return r.cli.Close()
+}
 
 // Check reports whether the engine answers and has the grading image.
 func (r *Runner) Check(ctx context.Context) error {
@@ -188,61 +209,15 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	if err != nil {
 		return nil, err
 	}
-	labels := map[string]string{LabelJob: job.ID, LabelInstance: r.instance}
 	// Cleanup must happen even when ctx is cancelled (the service stopping).
 	cleanup := context.WithoutCancel(ctx)
-
-	vol, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{
-		Driver: "local",
-		DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs",
-			"o": fmt.Sprintf("size=%d,uid=%d,gid=%d,mode=0755,nosuid,nodev", r.limits.Disk, graderUID, graderUID)},
-		Labels: labels,
-	})
+	b, err := r.take(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("creating the job's volume: %w", err)
+		return nil, err
 	}
-	defer r.cli.VolumeRemove(cleanup, vol.Name, true)
-
-	pids := r.limits.Processes
-	init := true
-	env := []string{"HOME=/tmp", "TMPDIR=/tmp", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg"}
-	user := fmt.Sprintf("%d:%d", graderUID, graderUID)
-	// The container only holds the job's mounts while otter runs in it as an
-	// exec: /autograder is a tmpfs volume, whose contents exist only while it
-	// is mounted, that is while the container runs. The exec's end is a
-	// signal student code cannot forge.
-	created, err := r.cli.ContainerCreate(ctx, &container.Config{
-		Image:      r.image,
-		Cmd:        holdCommand,
-		User:       user,
-		WorkingDir: "/autograder",
-		Env:        env,
-		Labels:     labels,
-	}, &container.HostConfig{
-		NetworkMode:    "none",
-		ReadonlyRootfs: true,
-		Tmpfs:          map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%d,mode=1777", r.limits.Tmp)},
-		Mounts:         []mount.Mount{{Type: mount.TypeVolume, Source: vol.Name, Target: "/autograder"}},
-		CapDrop:        []string{"ALL"},
-		SecurityOpt:    []string{"no-new-privileges"},
-		Init:           &init,
-		LogConfig:      container.LogConfig{Type: "none"},
-		Resources: container.Resources{
-			Memory:     r.limits.Memory,
-			MemorySwap: r.limits.Memory, // no swap
-			NanoCPUs:   int64(r.limits.CPUs * 1e9),
-			PidsLimit:  &pids,
-			Ulimits:    []*container.Ulimit{{Name: "core", Soft: 0, Hard: 0}},
-		},
-	}, nil, nil, "")
-	if err != nil {
-		return nil, fmt.Errorf("creating the grading container: %w", err)
-	}
-	id := created.ID
-	defer r.cli.ContainerRemove(cleanup, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return nil, fmt.Errorf("starting the grading container: %w", err)
-	}
+	defer r.discard(cleanup, b)
+	r.refill()
+	id := b.id
 	if err := r.cli.CopyToContainer(ctx, id, "/autograder", bytes.NewReader(archive), container.CopyToContainerOptions{}); err != nil {
 		return nil, fmt.Errorf("copying the job into its container: %w", err)
 	}
@@ -286,7 +261,6 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	var resultsErr error
 	oom := false
 	if !timedOut && !tooMuch {
-		oom = r.oomKills(cleanup, id, user) > 0
 		// Freeze whatever the notebook may have left running, so nothing
 		// can touch results.json while it is copied out.
 		paused := r.cli.ContainerPause(cleanup, id) == nil
@@ -298,6 +272,9 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		data, resultsErr = r.results(cleanup, id)
 		if paused {
 			r.cli.ContainerUnpause(cleanup, id)
+		}
+		if exitCode != 0 || resultsErr != nil { // only a failure needs explaining
+			oom = r.oomKills(cleanup, id, user) > 0
 		}
 	}
 	info, err := r.cli.ContainerInspect(cleanup, id)
@@ -335,6 +312,116 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 			Message: fmt.Sprintf("The autograder could not grade this notebook (%s). Run all cells from the top to check for errors, and submit again; if it keeps happening, tell your course staff.", why)}
 	}
 	return grading.ParseResults(data)
+}
+
+// Environment and user of everything run in a grading container.
+var (
+	env  = []string{"HOME=/tmp", "TMPDIR=/tmp", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg"}
+	user = fmt.Sprintf("%d:%d", graderUID, graderUID)
+)
+
+// take returns a started container: a warm one if there is one, else a new one.
+func (r *Runner) take(ctx context.Context) (*box, error) {
+	select {
+	case b := <-r.warm:
+		return b, nil
+	default:
+		return r.prepare(ctx)
+	}
+}
+
+// refill starts a container for the pool in the background, if the pool
+// has room.
+func (r *Runner) refill() {
+	if cap(r.warm) == 0 || len(r.warm) >= cap(r.warm) {
+		return
+	}
+	select {
+	case <-r.closing:
+		return
+	default:
+	}
+	r.refills.Add(1)
+	go func() {
+		defer r.refills.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		b, err := r.prepare(ctx)
+		if err != nil {
+			return // the next grading makes its own
+		}
+		select {
+		case r.warm <- b:
+		default:
+			r.discard(ctx, b)
+		}
+	}()
+}
+
+// prepare creates and starts a grading container with a fresh volume. The
+// container only holds the job's mounts while otter runs in it as an exec:
+// /autograder is a tmpfs volume, whose contents exist only while it is
+// mounted, that is while the container runs. The exec's end is a signal
+// student code cannot forge.
+func (r *Runner) prepare(ctx context.Context) (b *box, err error) {
+	labels := map[string]string{LabelInstance: r.instance}
+	vol, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{
+		Driver: "local",
+		DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs",
+			"o": fmt.Sprintf("size=%d,uid=%d,gid=%d,mode=0755,nosuid,nodev", r.limits.Disk, graderUID, graderUID)},
+		Labels: labels,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating a grading volume: %w", err)
+	}
+	b = &box{volume: vol.Name}
+	defer func() {
+		if err != nil {
+			r.discard(context.WithoutCancel(ctx), b)
+		}
+	}()
+	pids := r.limits.Processes
+	init := true
+	created, err := r.cli.ContainerCreate(ctx, &container.Config{
+		Image:      r.image,
+		Cmd:        holdCommand,
+		User:       user,
+		WorkingDir: "/autograder",
+		Env:        env,
+		Labels:     labels,
+	}, &container.HostConfig{
+		NetworkMode:    "none",
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%d,mode=1777", r.limits.Tmp)},
+		Mounts:         []mount.Mount{{Type: mount.TypeVolume, Source: vol.Name, Target: "/autograder"}},
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Init:           &init,
+		LogConfig:      container.LogConfig{Type: "none"},
+		Resources: container.Resources{
+			Memory:     r.limits.Memory,
+			MemorySwap: r.limits.Memory, // no swap
+			NanoCPUs:   int64(r.limits.CPUs * 1e9),
+			PidsLimit:  &pids,
+			Ulimits:    []*container.Ulimit{{Name: "core", Soft: 0, Hard: 0}},
+		},
+	}, nil, nil, "")
+	if err != nil {
+		return b, fmt.Errorf("creating a grading container: %w", err)
+	}
+	b.id = created.ID
+	if err := r.cli.ContainerStart(ctx, b.id, container.StartOptions{}); err != nil {
+		return b, fmt.Errorf("starting a grading container: %w", err)
+	}
+	return b, nil
+}
+
+// discard removes a container and its volume.
+func (r *Runner) discard(ctx context.Context, b *box) {
+	if b.id != "" {
+		r.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	}
+	r.cli.VolumeRemove(ctx, b.volume, true)
 }
 
 // oomCheck prints the container's count of processes killed for lack of

@@ -29,7 +29,7 @@ const instance = "otter-service-test"
 
 func newRunner(t testing.TB, limits docker.Limits) *docker.Runner {
 	t.Helper()
-	r, err := docker.New(testenv.GradingImage(), instance, limits)
+	r, err := docker.New(testenv.GradingImage(), instance, limits, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestRemoveOrphans(t *testing.T) {
 	}
 	defer cli.Close()
 	ctx := context.Background()
-	labels := map[string]string{docker.LabelInstance: instance, docker.LabelJob: "orphan"}
+	labels := map[string]string{docker.LabelInstance: instance}
 	vol, err := cli.VolumeCreate(ctx, volume.CreateOptions{Labels: labels})
 	if err != nil {
 		t.Fatal(err)
