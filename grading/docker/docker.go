@@ -103,7 +103,8 @@ type Runner struct {
 	// Containers started ahead of need, so a grading does not wait for one
 	// to be created and started.
 	warm    chan *box
-	closing chan struct{}
+	mu      sync.Mutex // guards closed and refills.Add
+	closed  bool
 	once    sync.Once
 	refills sync.WaitGroup
 }
@@ -125,19 +126,25 @@ func New(image, instance string, limits Limits, warm int) (*Runner, error) {
 	}
 	limits.withDefaults()
 	return &Runner{cli: cli, image: image, limits: limits, instance: instance,
-		warm: make(chan *box, max(warm, 0)), closing: make(chan struct{})}, nil
+		warm: make(chan *box, max(warm, 0))}, nil
 }
 
 // Close removes the containers kept warm and releases the connection to the
 // engine.
 func (r *Runner) Close() error {
-	r.once.Do(func() { close(r.closing) })
-	r.refills.Wait()
-	close(r.warm)
-	for b := range r.warm {
-		r.discard(context.Background(), b)
-	}
-	return r.cli.Close()
+	var err error
+	r.once.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		r.refills.Wait()
+		close(r.warm)
+		for b := range r.warm {
+			r.discard(context.Background(), b)
+		}
+		err = r.cli.Close()
+	})
+	return err
 }
 
 // Check reports whether the engine answers and has the grading image.
@@ -336,10 +343,10 @@ func (r *Runner) refill() {
 	if cap(r.warm) == 0 || len(r.warm) >= cap(r.warm) {
 		return
 	}
-	select {
-	case <-r.closing:
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
 		return
-	default:
 	}
 	r.refills.Add(1)
 	go func() {

@@ -128,6 +128,7 @@ func TestExamplesAsLocally(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	r.Close()
 	noLeftovers(t)
 }
 
@@ -188,6 +189,7 @@ func TestHostileNotebooks(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	r.Close()
 	noLeftovers(t)
 }
 
@@ -209,6 +211,7 @@ func TestCancelledGradingLeavesNothing(t *testing.T) {
 	if _, isGrading := grading.AsError(err); err == nil || isGrading {
 		t.Fatalf("err = %v; want the cancellation, not a grading failure", err)
 	}
+	r.Close()
 	noLeftovers(t)
 }
 
@@ -236,6 +239,7 @@ func TestRemoveOrphans(t *testing.T) {
 	if _, err := cli.VolumeInspect(ctx, vol.Name); !client.IsErrNotFound(err) {
 		t.Errorf("the orphaned volume is still there: %v", err)
 	}
+	r.Close()
 	noLeftovers(t)
 }
 
