@@ -40,9 +40,14 @@ func BenchmarkBurst(b *testing.B) {
 	r := newRunner(b, docker.Limits{})
 	job := load(b, "lab01-perfect.ipynb").job()
 	workers := runtime.NumCPU()
-	_, single, err := r.RunTimed(context.Background(), job) // alone, for the ideal
-	if err != nil {
-		b.Fatal(err)
+	// One grading alone, for the ideal (after a first one that warms up the
+	// engine's caches and the runner's spare container).
+	var single docker.Timing
+	for i := 0; i < 2; i++ {
+		var err error
+		if _, single, err = r.RunTimed(context.Background(), job); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ResetTimer()
 	var elapsed time.Duration
