@@ -241,7 +241,8 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		return nil, fmt.Errorf("starting the grading command: %w", err)
 	}
 	defer attach.Close()
-	out := &cappedBuffer{max: r.limits.Output, over: make(chan struct{})}
+	over := make(chan struct{})
+	out := &grading.OutputBuffer{Max: r.limits.Output, OnOverflow: func() { close(over) }}
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -256,7 +257,7 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	case <-finished:
 	case <-timer.C:
 		timedOut = true
-	case <-out.over:
+	case <-over:
 		tooMuch = true
 	case <-ctx.Done():
 		kill()
@@ -290,23 +291,16 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	}
 	kill()
 	oom = oom || info.State != nil && info.State.OOMKilled
-	log := out.tail()
+	log := out.Tail()
 	switch {
 	case tooMuch:
-		return nil, &grading.Error{Kind: grading.KindOutput, Log: log,
-			Message: fmt.Sprintf("The notebook printed more than %d KiB of output while being graded. Remove large or endless prints and submit again.", r.limits.Output>>10)}
+		return nil, grading.OutputError(r.limits.Output, log)
 	case timedOut:
-		return nil, &grading.Error{Kind: grading.KindTimeout, Log: log,
-			Message: fmt.Sprintf("Grading took longer than %s, so it was stopped. Check for endless loops or very slow code, and submit again.", r.limits.Timeout)}
+		return nil, grading.TimeoutError(r.limits.Timeout, log)
 	case oom:
-		return nil, &grading.Error{Kind: grading.KindMemory, Log: log,
-			Message: fmt.Sprintf("The notebook used more than %d MiB of memory while being graded, so it was stopped. Use smaller data or free what you no longer need, and submit again.", r.limits.Memory>>20)}
+		return nil, grading.MemoryError(r.limits.Memory, log)
 	}
 	if exitCode != 0 || resultsErr != nil {
-		if strings.Contains(log, "DeadKernelError") || strings.Contains(log, "Kernel died") {
-			return nil, &grading.Error{Kind: grading.KindKernel, Log: log,
-				Message: "The notebook's Python kernel died while it was graded (the code may have exited the interpreter, crashed it, or run out of memory). Run the notebook from the top, fix the cell that crashes, and submit again."}
-		}
 		if strings.Contains(log, "No space left on device") {
 			return nil, &grading.Error{Kind: grading.KindAutograder, Log: log,
 				Message: fmt.Sprintf("The notebook wrote more files than the %d MiB allowed while being graded, so it could not be graded. Do not write large files, and submit again.", r.limits.Disk>>20)}
@@ -315,8 +309,7 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		if exitCode == 0 {
 			why = "it wrote no results"
 		}
-		return nil, &grading.Error{Kind: grading.KindAutograder, Log: log,
-			Message: fmt.Sprintf("The autograder could not grade this notebook (%s). Run all cells from the top to check for errors, and submit again; if it keeps happening, tell your course staff.", why)}
+		return nil, grading.FailedError(why, log)
 	}
 	return grading.ParseResults(data)
 }
@@ -573,39 +566,4 @@ func jobArchive(job grading.Job) ([]byte, error) {
 func zipError(format string, args ...any) error {
 	return &grading.Error{Kind: grading.KindAutograder,
 		Message: "The assignment's autograder cannot be used: " + fmt.Sprintf(format, args...) + ". Tell your course staff."}
-}
-
-// cappedBuffer keeps the first max bytes written to it and closes over once
-// when more arrive.
-type cappedBuffer struct {
-	mu   sync.Mutex
-	max  int
-	buf  bytes.Buffer
-	over chan struct{}
-	done bool
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.max - b.buf.Len(); len(p) > room {
-		b.buf.Write(p[:max(room, 0)])
-		if !b.done {
-			b.done = true
-			close(b.over)
-		}
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-// tail returns the last 8 KiB of output, for operators.
-func (b *cappedBuffer) tail() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.Bytes()
-	if len(s) > 8<<10 {
-		s = s[len(s)-8<<10:]
-	}
-	return string(bytes.ToValidUTF8(s, nil))
 }

@@ -3,6 +3,7 @@ package docker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -25,7 +26,8 @@ import (
 // engine and the grading image (scripts/docker-engine.sh and
 // deployment/grader-image/build-local.sh, both run by make test).
 
-const instance = "otter-service-test"
+// instance labels this test process's containers, apart from any other's.
+var instance = fmt.Sprintf("otter-service-test-%d", os.Getpid())
 
 func newRunner(t testing.TB, limits docker.Limits) *docker.Runner {
 	t.Helper()

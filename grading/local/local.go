@@ -6,7 +6,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -54,7 +52,7 @@ func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, err
 
 	runCtx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
-	out := &cappedBuffer{max: r.MaxOutput}
+	out := &grading.OutputBuffer{Max: r.MaxOutput}
 	cmd := exec.CommandContext(runCtx, r.Otter, "run", "-a", zip, "-o", filepath.Join(dir, "results"), nb)
 	cmd.Dir = dir
 	cmd.Env = []string{
@@ -71,7 +69,7 @@ func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, err
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	out.kill = func() {
+	out.OnOverflow = func() {
 		if cmd.Process != nil {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		}
@@ -84,14 +82,12 @@ func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, err
 	}
 
 	switch {
-	case out.exceeded():
-		return nil, &grading.Error{Kind: grading.KindOutput, Log: out.tail(),
-			Message: fmt.Sprintf("The notebook printed more than %d KiB of output while being graded. Remove large or endless prints and submit again.", r.MaxOutput>>10)}
+	case out.Overflowed():
+		return nil, grading.OutputError(r.MaxOutput, out.Tail())
 	case ctx.Err() != nil:
 		return nil, ctx.Err() // the service is stopping: not the submission's fault
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
-		return nil, &grading.Error{Kind: grading.KindTimeout, Log: out.tail(),
-			Message: fmt.Sprintf("Grading took longer than %s, so it was stopped. Check for endless loops or very slow code, and submit again.", r.Timeout)}
+		return nil, grading.TimeoutError(r.Timeout, out.Tail())
 	}
 	data, readErr := readResults(filepath.Join(dir, "results", "results.json"))
 	if runErr != nil || readErr != nil {
@@ -99,13 +95,7 @@ func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, err
 		if runErr != nil && !errors.As(runErr, &exit) {
 			return nil, fmt.Errorf("running otter: %w", runErr) // could not start it: our trouble
 		}
-		log := out.tail()
-		if strings.Contains(log, "DeadKernelError") || strings.Contains(log, "Kernel died") {
-			return nil, &grading.Error{Kind: grading.KindKernel, Log: log,
-				Message: "The notebook's Python kernel died while it was graded (the code may have exited the interpreter or crashed it). Run the notebook from the top, fix the cell that crashes, and submit again."}
-		}
-		return nil, &grading.Error{Kind: grading.KindAutograder, Log: log,
-			Message: fmt.Sprintf("The autograder could not grade this notebook (%s). Run all cells from the top to check for errors, and submit again; if it keeps happening, tell your course staff.", summarize(runErr, readErr, time.Since(started)))}
+		return nil, grading.FailedError(summarize(runErr, readErr, time.Since(started)), out.Tail())
 	}
 	return grading.ParseResults(data)
 }
@@ -129,38 +119,4 @@ func readResults(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
 	return io.ReadAll(io.LimitReader(f, grading.MaxResultsSize+1))
-}
-
-// cappedBuffer keeps the first max bytes written to it; past that it calls
-// kill once and drops the rest.
-type cappedBuffer struct {
-	max  int
-	buf  bytes.Buffer
-	over bool
-	kill func()
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.buf.Len(); len(p) > room {
-		b.buf.Write(p[:max(room, 0)])
-		if !b.over {
-			b.over = true
-			if b.kill != nil {
-				b.kill()
-			}
-		}
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *cappedBuffer) exceeded() bool { return b.over }
-
-// tail returns the last 8 KiB of output, for operators.
-func (b *cappedBuffer) tail() string {
-	s := b.buf.Bytes()
-	if len(s) > 8<<10 {
-		s = s[len(s)-8<<10:]
-	}
-	return string(bytes.ToValidUTF8(s, nil))
 }
