@@ -12,6 +12,7 @@ import (
 
 	"github.com/otter-service/otter-service/courseconfig"
 	"github.com/otter-service/otter-service/courseconfig/git"
+	"github.com/otter-service/otter-service/grading/docker"
 )
 
 // config is everything the service reads from its environment, parsed once.
@@ -39,6 +40,7 @@ type config struct {
 	CPUs          float64             // OTTER_GRADING_CPUS
 	Processes     int                 // OTTER_GRADING_PROCESSES
 	Disk          int64               // OTTER_GRADING_DISK_BYTES
+	Builds        docker.Builds       // OTTER_ASSIGNMENT_IMAGES, OTTER_BUILD_NETWORK, OTTER_BUILD_PIP_CONF, OTTER_BUILD_CA_CERT
 	Workers       int                 // OTTER_WORKERS
 	Timeout       time.Duration       // OTTER_GRADING_TIMEOUT
 	MaxOutput     int                 // OTTER_MAX_OUTPUT_BYTES
@@ -64,16 +66,22 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		LTIConsumerKey:    p.str("LTI_CONSUMER_KEY", ""),
 		LTIConsumerSecret: p.str("LTI_CONSUMER_SECRET", ""),
 
-		Listen:        p.str("OTTER_LISTEN", ":10101"),
-		DataDir:       p.str("OTTER_DATA_DIR", "var"),
-		Runner:        p.str("OTTER_RUNNER", "local"),
-		Otter:         p.str("OTTER_COMMAND", defaultOtter()),
-		Image:         p.str("OTTER_GRADING_IMAGE", "otter-service-grader:local"),
-		Instance:      p.str("OTTER_INSTANCE", hostname()),
-		Memory:        int64(p.integer("OTTER_GRADING_MEMORY_BYTES", 1<<30, 64<<20, 1<<40)),
-		CPUs:          p.float("OTTER_GRADING_CPUS", 1, 0.1, 256),
-		Processes:     p.integer("OTTER_GRADING_PROCESSES", 256, 16, 1<<20),
-		Disk:          int64(p.integer("OTTER_GRADING_DISK_BYTES", 512<<20, 16<<20, 1<<40)),
+		Listen:    p.str("OTTER_LISTEN", ":10101"),
+		DataDir:   p.str("OTTER_DATA_DIR", "var"),
+		Runner:    p.str("OTTER_RUNNER", "local"),
+		Otter:     p.str("OTTER_COMMAND", defaultOtter()),
+		Image:     p.str("OTTER_GRADING_IMAGE", "otter-service-grader:local"),
+		Instance:  p.str("OTTER_INSTANCE", hostname()),
+		Memory:    int64(p.integer("OTTER_GRADING_MEMORY_BYTES", 1<<30, 64<<20, 1<<40)),
+		CPUs:      p.float("OTTER_GRADING_CPUS", 1, 0.1, 256),
+		Processes: p.integer("OTTER_GRADING_PROCESSES", 256, 16, 1<<20),
+		Disk:      int64(p.integer("OTTER_GRADING_DISK_BYTES", 512<<20, 16<<20, 1<<40)),
+		Builds: docker.Builds{
+			Enabled:   p.boolean("OTTER_ASSIGNMENT_IMAGES", true),
+			Network:   p.str("OTTER_BUILD_NETWORK", ""),
+			PipConfig: p.str("OTTER_BUILD_PIP_CONF", ""),
+			CACert:    p.str("OTTER_BUILD_CA_CERT", ""),
+		},
 		Workers:       p.integer("OTTER_WORKERS", runtime.NumCPU(), 1, 256),
 		Timeout:       p.duration("OTTER_GRADING_TIMEOUT", 10*time.Minute),
 		MaxOutput:     p.integer("OTTER_MAX_OUTPUT_BYTES", 1<<20, 1<<10, 1<<30),
@@ -100,6 +108,11 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	}
 	if c.GCPProjectID != "" {
 		p.fail("GCP_PROJECT_ID is set: the Firestore store is not available in this version; unset it to use the embedded store")
+	}
+	for name, f := range map[string]string{"OTTER_BUILD_PIP_CONF": c.Builds.PipConfig, "OTTER_BUILD_CA_CERT": c.Builds.CACert} {
+		if _, err := os.Stat(f); f != "" && err != nil {
+			p.fail("%s: %v", name, err)
+		}
 	}
 	if c.Lease < 3*time.Second {
 		p.fail("OTTER_LEASE must be at least 3s, got %s", c.Lease)

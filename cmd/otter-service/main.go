@@ -98,7 +98,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		dr, err := docker.New(cfg.Image, cfg.Instance, docker.Limits{
 			Memory: cfg.Memory, CPUs: cfg.CPUs, Processes: int64(cfg.Processes), Disk: cfg.Disk,
 			Output: cfg.MaxOutput, Timeout: cfg.Timeout,
-		}, cfg.Workers)
+		}, cfg.Workers, cfg.Builds)
 		if err != nil {
 			return err
 		}

@@ -107,6 +107,10 @@ type Runner struct {
 	closed  bool
 	once    sync.Once
 	refills sync.WaitGroup
+
+	builds   Builds
+	buildMu  sync.Mutex
+	building map[string]*sync.Mutex // per assignment image being built
 }
 
 // box is a started grading container with its /autograder volume.
@@ -118,15 +122,16 @@ var _ grading.Runner = (*Runner)(nil)
 
 // New connects to the engine named by the environment (DOCKER_HOST, or the
 // local socket) and returns a runner using image. It keeps up to warm
-// containers started ahead of need (0: none).
-func New(image, instance string, limits Limits, warm int) (*Runner, error) {
+// containers started ahead of need (0: none), and builds per-assignment
+// images as builds says.
+func New(image, instance string, limits Limits, warm int, builds Builds) (*Runner, error) {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w", err)
 	}
 	limits.withDefaults()
 	return &Runner{cli: cli, image: image, limits: limits, instance: instance,
-		warm: make(chan *box, max(warm, 0))}, nil
+		warm: make(chan *box, max(warm, 0)), builds: builds, building: map[string]*sync.Mutex{}}, nil
 }
 
 // Close removes the containers kept warm and releases the connection to the
@@ -218,7 +223,11 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	}
 	// Cleanup must happen even when ctx is cancelled (the service stopping).
 	cleanup := context.WithoutCancel(ctx)
-	b, err := r.take(ctx)
+	image, err := r.imageFor(ctx, job.Autograder)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.take(ctx, image)
 	if err != nil {
 		return nil, err
 	}
@@ -320,13 +329,17 @@ var (
 	user = fmt.Sprintf("%d:%d", graderUID, graderUID)
 )
 
-// take returns a started container: a warm one if there is one, else a new one.
-func (r *Runner) take(ctx context.Context) (*box, error) {
+// take returns a started container of image: a warm one if there is one
+// (warm ones are of the grading image), else a new one.
+func (r *Runner) take(ctx context.Context, image string) (*box, error) {
+	if image != r.image {
+		return r.prepare(ctx, image)
+	}
 	select {
 	case b := <-r.warm:
 		return b, nil
 	default:
-		return r.prepare(ctx)
+		return r.prepare(ctx, image)
 	}
 }
 
@@ -346,7 +359,7 @@ func (r *Runner) refill() {
 		defer r.refills.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		b, err := r.prepare(ctx)
+		b, err := r.prepare(ctx, r.image)
 		if err != nil {
 			return // the next grading makes its own
 		}
@@ -363,7 +376,7 @@ func (r *Runner) refill() {
 // /autograder is a tmpfs volume, whose contents exist only while it is
 // mounted, that is while the container runs. The exec's end is a signal
 // student code cannot forge.
-func (r *Runner) prepare(ctx context.Context) (b *box, err error) {
+func (r *Runner) prepare(ctx context.Context, image string) (b *box, err error) {
 	labels := map[string]string{LabelInstance: r.instance}
 	vol, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{
 		Driver: "local",
@@ -383,7 +396,7 @@ func (r *Runner) prepare(ctx context.Context) (b *box, err error) {
 	pids := r.limits.Processes
 	init := true
 	created, err := r.cli.ContainerCreate(ctx, &container.Config{
-		Image:      r.image,
+		Image:      image,
 		Cmd:        holdCommand,
 		User:       user,
 		WorkingDir: "/autograder",

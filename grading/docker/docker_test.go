@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,7 +32,9 @@ var instance = fmt.Sprintf("otter-service-test-%d", os.Getpid())
 
 func newRunner(t testing.TB, limits docker.Limits) *docker.Runner {
 	t.Helper()
-	r, err := docker.New(testenv.GradingImage(), instance, limits, 2)
+	pipConf, caCert := testenv.PipBuildFiles()
+	builds := docker.Builds{Enabled: true, Network: "host", PipConfig: pipConf, CACert: caCert}
+	r, err := docker.New(testenv.GradingImage(), instance, limits, 2, builds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +88,16 @@ func (e example) withCell(t *testing.T, source string) example {
 		t.Fatal(err)
 	}
 	e.notebook = data
+	return e
+}
+
+// withAnswer returns the example with old replaced by new in its code cells.
+func (e example) withAnswer(t *testing.T, old, new string) example {
+	t.Helper()
+	if !bytes.Contains(e.notebook, []byte(old)) {
+		t.Fatalf("%s has no %q", e.name, old)
+	}
+	e.notebook = bytes.Replace(e.notebook, []byte(old), []byte(new), 1)
 	return e
 }
 

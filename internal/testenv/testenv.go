@@ -69,3 +69,26 @@ func GradingImage() string {
 	}
 	return "otter-service-grader:local"
 }
+
+// PipBuildFiles returns this machine's pip configuration file and CA bundle,
+// for builds that install packages inside containers ("" where there is
+// none): $PIP_CONFIG_FILE or /etc/pip.conf, and $PIP_CERT or Debian's bundle.
+func PipBuildFiles() (pipConf, caCert string) {
+	for _, p := range []string{os.Getenv("PIP_CONFIG_FILE"), "/etc/pip.conf"} {
+		if p != "" {
+			if _, err := os.Stat(p); err == nil {
+				pipConf = p
+				break
+			}
+		}
+	}
+	for _, p := range []string{os.Getenv("PIP_CERT"), "/etc/ssl/certs/ca-certificates.crt"} {
+		if p != "" {
+			if _, err := os.Stat(p); err == nil {
+				caCert = p
+				break
+			}
+		}
+	}
+	return pipConf, caCert
+}

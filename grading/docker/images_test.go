@@ -1,0 +1,126 @@
+package docker_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+
+	"github.com/otter-service/otter-service/grading"
+	"github.com/otter-service/otter-service/grading/docker"
+	"github.com/otter-service/otter-service/internal/testenv"
+)
+
+// withRequirements returns the example with a requirements.txt added to its
+// autograder zip.
+func (e example) withRequirements(t *testing.T, requirements string) example {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(e.zip), int64(len(e.zip)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		w, _ := zw.Create(f.Name)
+		rc, _ := f.Open()
+		io.Copy(w, rc)
+		rc.Close()
+	}
+	w, _ := zw.Create("requirements.txt")
+	io.WriteString(w, requirements)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.zip = buf.Bytes()
+	return e
+}
+
+func assignmentImages(t *testing.T) []image.Summary {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	list, err := cli.ImageList(context.Background(), image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", docker.AssignmentImagePrefix+":*"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+func removeAssignmentImages(t *testing.T) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for _, img := range assignmentImages(t) {
+		cli.ImageRemove(context.Background(), img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+	}
+}
+
+// TestAssignmentImage grades a notebook that needs a package the grading
+// image lacks (six): its assignment's zip declares it, so it is graded in an
+// image built for the assignment, once.
+func TestAssignmentImage(t *testing.T) {
+	r := newRunner(t, docker.Limits{Timeout: 3 * time.Minute})
+	removeAssignmentImages(t)
+	t.Cleanup(func() { removeAssignmentImages(t) })
+	ex := load(t, "lab01-perfect.ipynb").
+		withAnswer(t, `"square_of_seven = 7 ** 2\n"`, `"import six\n", "square_of_seven = 7 ** 2\n"`).
+		withRequirements(t, "# extras for this lab\notter-grader[grading]==7.0.0\nsix==1.16.0\n")
+
+	start := time.Now()
+	res, err := r.Run(context.Background(), ex.job())
+	if err != nil || res.Grade != 1 {
+		t.Fatalf("with its declared package: %+v, %v; want 1.0", res, err)
+	}
+	first := time.Since(start)
+	if n := len(assignmentImages(t)); n != 1 {
+		t.Fatalf("%d assignment images after the first grading, want 1", n)
+	}
+	start = time.Now()
+	if res, err := r.Run(context.Background(), ex.job()); err != nil || res.Grade != 1 {
+		t.Fatalf("second grading: %+v, %v", res, err)
+	}
+	if n := len(assignmentImages(t)); n != 1 {
+		t.Errorf("%d assignment images after the second grading, want the same 1", n)
+	}
+	t.Logf("first grading (with the build) %s, second %s", first.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+
+	// Without per-assignment images, the package is missing: q1 fails.
+	pipConf, caCert := testenv.PipBuildFiles()
+	off, err := docker.New(testenv.GradingImage(), instance, docker.Limits{Timeout: 3 * time.Minute}, 0, docker.Builds{Enabled: false, PipConfig: pipConf, CACert: caCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	if res, err := off.Run(context.Background(), ex.job()); err != nil || math.Abs(res.Grade-2.0/3) > 1e-9 {
+		t.Errorf("with per-assignment images off: %+v, %v; want 2/3 (six missing)", res, err)
+	}
+	r.Close()
+	noLeftovers(t)
+}
+
+func TestAssignmentImageThatCannotBeBuilt(t *testing.T) {
+	r := newRunner(t, docker.Limits{Timeout: 3 * time.Minute})
+	t.Cleanup(func() { removeAssignmentImages(t) })
+	ex := load(t, "lab01-perfect.ipynb").withRequirements(t, "otter-service-no-such-package-anywhere==0.0.1\n")
+	_, err := r.Run(context.Background(), ex.job())
+	gerr, ok := grading.AsError(err)
+	if !ok || gerr.Kind != grading.KindAutograder || !strings.Contains(gerr.Message, "could not be installed") || !strings.Contains(gerr.Log, "otter-service-no-such-package-anywhere") {
+		t.Fatalf("err = %v; want an autograder error about the packages, with pip's output for the operator", err)
+	}
+	r.Close()
+	noLeftovers(t)
+}
