@@ -11,6 +11,7 @@ setup:
 	@bash scripts/ensure-tools.sh
 	@$(GO) mod download
 	@bash scripts/python-env.sh
+	@bash scripts/emulator-env.sh
 
 build:
 	@$(GO) build -o $(BIN) ./cmd/otter-service

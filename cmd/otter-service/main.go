@@ -24,6 +24,7 @@ import (
 	"github.com/otter-service/otter-service/grading/docker"
 	"github.com/otter-service/otter-service/grading/local"
 	"github.com/otter-service/otter-service/service"
+	"github.com/otter-service/otter-service/service/firestore"
 	"github.com/otter-service/otter-service/service/httpapi"
 	"github.com/otter-service/otter-service/service/sqlite"
 )
@@ -77,9 +78,22 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err := os.MkdirAll(jobs, 0o700); err != nil {
 		return err
 	}
-	store, err := sqlite.Open(cfg.Database)
-	if err != nil {
-		return err
+	var store service.Store
+	if cfg.GCPProjectID != "" {
+		// Cloud Firestore (or the emulator FIRESTORE_EMULATOR_HOST names),
+		// with application default credentials.
+		fs, err := firestore.New(ctx, cfg.GCPProjectID, cfg.Environment)
+		if err != nil {
+			return err
+		}
+		store = fs
+		log.Info("store: Firestore", "project", cfg.GCPProjectID, "collections", cfg.Environment+"-*")
+	} else {
+		db, err := sqlite.Open(cfg.Database)
+		if err != nil {
+			return err
+		}
+		store = db
 	}
 	defer store.Close()
 

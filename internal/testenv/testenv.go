@@ -5,11 +5,16 @@
 package testenv
 
 import (
+	"bufio"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Required reports whether missing components fail tests instead of
@@ -91,4 +96,62 @@ func PipBuildFiles() (pipConf, caCert string) {
 		}
 	}
 	return pipConf, caCert
+}
+
+// FirestoreEmulator returns the address of a Firestore emulator for t:
+// $FIRESTORE_EMULATOR_HOST if set, else a new one started from
+// tests/emulator (the npm package @firestore-emulator/server) on a free
+// loopback port, stopped when t ends.
+func FirestoreEmulator(t testing.TB) string {
+	t.Helper()
+	if h := os.Getenv("FIRESTORE_EMULATOR_HOST"); h != "" {
+		return h
+	}
+	dir := filepath.Join(RepoRoot(t), "tests", "emulator")
+	node, err := exec.LookPath("node")
+	if err != nil {
+		Missing(t, "node is not installed, and FIRESTORE_EMULATOR_HOST names no emulator")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@firestore-emulator", "server")); err != nil {
+		Missing(t, "the Firestore emulator is not installed (npm ci in tests/emulator, which make test runs)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(node, "serve.js", strconv.Itoa(port))
+	cmd.Dir = dir
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.TrimSpace(sc.Text()) == "ready" {
+				ready <- true
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatal("the Firestore emulator exited before it was ready")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the Firestore emulator did not start in 30s")
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
 }

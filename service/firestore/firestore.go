@@ -1,0 +1,475 @@
+// Package firestore is the production Store, on Cloud Firestore, keeping the
+// collections and fields the old service wrote so dashboards keep working:
+//
+//	{ENVIRONMENT}-submissions  user, course, section, assignment, notebook, timestamp (+ status and queue fields)
+//	{ENVIRONMENT}-grades       user, grade, course, section, assignment, timestamp (+ submission_id); one per submission
+//	{ENVIRONMENT}-logs         user, course, section, assignment, message, trace, type, timestamp (+ submission_id)
+//
+// Claims are made by creating a lease document ({ENVIRONMENT}-leases/{id}-{n})
+// for the submission's next claim number: Firestore lets exactly one create
+// succeed, so two replicas can never hold the same claim, even where an
+// emulator does not isolate transactions. Notebooks over the document size
+// limit are stored in chunk documents under their submission.
+package firestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/api/iterator"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/otter-service/otter-service/service"
+)
+
+// chunkSize is how much of a notebook one document holds, well under
+// Firestore's 1 MiB document limit.
+const chunkSize = 900 << 10
+
+// Store implements service.Store on Firestore.
+type Store struct {
+	client                            *firestore.Client
+	submissions, grades, logs, leases *firestore.CollectionRef
+}
+
+var _ service.Store = (*Store)(nil)
+
+// New returns a store using the collections prefixed with environment.
+// The client connects to FIRESTORE_EMULATOR_HOST when that is set.
+func New(ctx context.Context, projectID, environment string) (*Store, error) {
+	client, err := firestore.NewClient(ctx, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("firestore: %w", err)
+	}
+	return &Store{
+		client:      client,
+		submissions: client.Collection(environment + "-submissions"),
+		grades:      client.Collection(environment + "-grades"),
+		logs:        client.Collection(environment + "-logs"),
+		leases:      client.Collection(environment + "-leases"),
+	}, nil
+}
+
+// Close implements service.Store.
+func (s *Store) Close() error { return s.client.Close() }
+
+// submissionDoc is a submission as stored.
+type submissionDoc struct {
+	User           string             `firestore:"user"`
+	Course         string             `firestore:"course"`
+	Section        string             `firestore:"section"`
+	Assignment     string             `firestore:"assignment"`
+	Notebook       string             `firestore:"notebook"`        // empty when in chunks
+	NotebookChunks int                `firestore:"notebook_chunks"` // how many chunk documents hold it
+	Timestamp      time.Time          `firestore:"timestamp"`       // received
+	Received       int64              `firestore:"received_us"`     // for ordering, in microseconds (emulators hold integers as doubles)
+	Status         string             `firestore:"status"`
+	Attempts       int                `firestore:"attempts"`
+	Claims         int                `firestore:"claims"` // claim documents made so far
+	LeaseToken     string             `firestore:"lease_token"`
+	LeaseExpires   int64              `firestore:"lease_expires_us"`
+	StartedAt      *time.Time         `firestore:"started_at"`
+	FinishedAt     *time.Time         `firestore:"finished_at"`
+	Grade          *float64           `firestore:"grade"`
+	Questions      []service.Question `firestore:"questions"`
+	FailureCode    string             `firestore:"failure_code"`
+	FailureMessage string             `firestore:"failure_message"`
+}
+
+func (d *submissionDoc) submission(id string) *service.Submission {
+	sub := &service.Submission{
+		ID: id, User: d.User, Status: service.Status(d.Status), Attempts: d.Attempts,
+		Assignment: service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment},
+		ReceivedAt: time.UnixMicro(d.Received).UTC(), Questions: d.Questions,
+	}
+	if d.StartedAt != nil {
+		sub.StartedAt = d.StartedAt.UTC()
+	}
+	if d.FinishedAt != nil {
+		sub.FinishedAt = d.FinishedAt.UTC()
+	}
+	if d.Grade != nil {
+		sub.Grade = *d.Grade
+	}
+	if d.FailureCode != "" {
+		sub.Failure = &service.Failure{Code: d.FailureCode, Message: d.FailureMessage}
+	}
+	return sub
+}
+
+// CreateSubmission implements service.Store.
+func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, notebook []byte) error {
+	doc := s.submissions.Doc(sub.ID)
+	d := submissionDoc{
+		User: sub.User, Course: sub.Course, Section: sub.Section, Assignment: sub.Assignment.Assignment,
+		Timestamp: sub.ReceivedAt.UTC(), Received: sub.ReceivedAt.UnixMicro(), Status: string(service.StatusQueued),
+	}
+	if len(notebook) <= chunkSize {
+		d.Notebook = string(notebook)
+	} else {
+		// The chunks first: once the submission document exists, its
+		// notebook is whole.
+		for i := 0; i*chunkSize < len(notebook); i++ {
+			part := notebook[i*chunkSize : min((i+1)*chunkSize, len(notebook))]
+			if _, err := doc.Collection("chunks").Doc(fmt.Sprint(i)).Set(ctx, map[string]any{"data": part}); err != nil {
+				return mapError(err)
+			}
+			d.NotebookChunks++
+		}
+	}
+	if _, err := doc.Create(ctx, d); err != nil {
+		if status.Code(err) == codes.AlreadyExists {
+			return service.Errorf(service.ECONFLICT, "A submission with this id already exists.")
+		}
+		return mapError(err)
+	}
+	return nil
+}
+
+func (s *Store) get(ctx context.Context, id string) (*submissionDoc, error) {
+	snap, err := s.submissions.Doc(id).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return nil, service.Errorf(service.ENOTFOUND, "There is no submission %q.", id)
+	}
+	if err != nil {
+		return nil, mapError(err)
+	}
+	var d submissionDoc
+	if err := snap.DataTo(&d); err != nil {
+		return nil, fmt.Errorf("firestore: submission %s: %w", id, err)
+	}
+	return &d, nil
+}
+
+// Submission implements service.Store.
+func (s *Store) Submission(ctx context.Context, id string) (*service.Submission, error) {
+	d, err := s.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return d.submission(id), nil
+}
+
+// Notebook implements service.Store.
+func (s *Store) Notebook(ctx context.Context, id string) ([]byte, error) {
+	d, err := s.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.NotebookChunks == 0 {
+		return []byte(d.Notebook), nil
+	}
+	var nb []byte
+	for i := 0; i < d.NotebookChunks; i++ {
+		snap, err := s.submissions.Doc(id).Collection("chunks").Doc(fmt.Sprint(i)).Get(ctx)
+		if err != nil {
+			return nil, mapError(err)
+		}
+		part, ok := snap.Data()["data"].([]byte)
+		if !ok {
+			return nil, fmt.Errorf("firestore: submission %s: chunk %d has no data", id, i)
+		}
+		nb = append(nb, part...)
+	}
+	return nb, nil
+}
+
+// QueuePosition implements service.Store.
+func (s *Store) QueuePosition(ctx context.Context, id string) (int, error) {
+	d, err := s.get(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if d.Status != string(service.StatusQueued) {
+		return 0, service.Errorf(service.ENOTFOUND, "Submission %q is not queued.", id)
+	}
+	iter := s.submissions.Where("status", "==", string(service.StatusQueued)).Where("received_us", "<", d.Received).
+		Select().Documents(ctx)
+	defer iter.Stop()
+	n := 1
+	for {
+		_, err := iter.Next()
+		if err == iterator.Done {
+			return n, nil
+		}
+		if err != nil {
+			return 0, mapError(err)
+		}
+		n++
+	}
+}
+
+// Claim implements service.Store.
+func (s *Store) Claim(ctx context.Context, now time.Time, ttl time.Duration) (*service.Submission, *service.Lease, error) {
+	// Another replica may take every candidate we saw; look again then.
+	for round := 0; round < 20; round++ {
+		sub, lease, lost, err := s.claimOne(ctx, now, ttl)
+		if err != nil || sub != nil || !lost {
+			return sub, lease, err
+		}
+	}
+	return nil, nil, nil
+}
+
+// claimOne tries the current candidates in order. lost reports that there
+// were candidates but other replicas claimed them all first.
+func (s *Store) claimOne(ctx context.Context, now time.Time, ttl time.Duration) (_ *service.Submission, _ *service.Lease, lost bool, _ error) {
+	candidates, err := s.candidates(ctx, now)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	for _, c := range candidates {
+		lease := &service.Lease{Token: service.NewID(), Expires: now.Add(ttl).UTC()}
+		claim := c.doc.Claims + 1
+		// Exactly one replica creates this claim's lease document.
+		_, err := s.leases.Doc(fmt.Sprintf("%s-%d", c.id, claim)).Create(ctx, map[string]any{
+			"submission_id": c.id, "claim": claim, "token": lease.Token, "created": now,
+		})
+		if status.Code(err) == codes.AlreadyExists {
+			lost = true
+			continue // another replica took it
+		}
+		if err != nil {
+			return nil, nil, false, mapError(err)
+		}
+		started := now.UTC()
+		_, err = s.submissions.Doc(c.id).Update(ctx, []firestore.Update{
+			{Path: "status", Value: string(service.StatusGrading)},
+			{Path: "claims", Value: claim},
+			{Path: "attempts", Value: firestore.Increment(1)},
+			{Path: "lease_token", Value: lease.Token},
+			{Path: "lease_expires_us", Value: lease.Expires.UnixMicro()},
+			{Path: "started_at", Value: started},
+		})
+		if err != nil {
+			return nil, nil, false, mapError(err)
+		}
+		sub := c.doc.submission(c.id)
+		sub.Status, sub.Attempts, sub.StartedAt = service.StatusGrading, c.doc.Attempts+1, started
+		return sub, lease, false, nil
+	}
+	return nil, nil, lost, nil
+}
+
+type candidate struct {
+	id  string
+	doc *submissionDoc
+}
+
+// candidates returns, oldest first, a few queued submissions and
+// submissions whose lease expired.
+func (s *Store) candidates(ctx context.Context, now time.Time) ([]candidate, error) {
+	var out []candidate
+	for _, q := range []firestore.Query{
+		s.submissions.Where("status", "==", string(service.StatusQueued)).OrderBy("received_us", firestore.Asc).Limit(8),
+		s.submissions.Where("status", "==", string(service.StatusGrading)).Where("lease_expires_us", "<=", now.UnixMicro()).Limit(8),
+	} {
+		snaps, err := q.Documents(ctx).GetAll()
+		if err != nil {
+			return nil, mapError(err)
+		}
+		for _, snap := range snaps {
+			var d submissionDoc
+			if err := snap.DataTo(&d); err != nil {
+				return nil, fmt.Errorf("firestore: submission %s: %w", snap.Ref.ID, err)
+			}
+			out = append(out, candidate{id: snap.Ref.ID, doc: &d})
+		}
+	}
+	// Oldest first across both lists.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].doc.Received < out[j-1].doc.Received; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, nil
+}
+
+// held runs fn in a transaction on the submission if l is its current lease
+// and its status is one of statuses.
+func (s *Store) held(ctx context.Context, id string, l *service.Lease, statuses []string, fn func(*firestore.Transaction, *submissionDoc) error) error {
+	ref := s.submissions.Doc(id)
+	return mapError(s.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		var d submissionDoc
+		if err := snap.DataTo(&d); err != nil {
+			return err
+		}
+		ok := false
+		for _, st := range statuses {
+			ok = ok || d.Status == st
+		}
+		if d.LeaseToken != l.Token || !ok {
+			return service.Errorf(service.ECONFLICT, "Submission %q is no longer held by this worker.", id)
+		}
+		return fn(tx, &d)
+	}))
+}
+
+// ExtendLease implements service.Store.
+func (s *Store) ExtendLease(ctx context.Context, id string, l *service.Lease, now time.Time, ttl time.Duration) error {
+	expires := now.Add(ttl).UTC()
+	err := s.held(ctx, id, l, []string{string(service.StatusGrading)}, func(tx *firestore.Transaction, _ *submissionDoc) error {
+		return tx.Update(s.submissions.Doc(id), []firestore.Update{{Path: "lease_expires_us", Value: expires.UnixMicro()}})
+	})
+	if err == nil {
+		l.Expires = expires
+	}
+	return err
+}
+
+// Release implements service.Store.
+func (s *Store) Release(ctx context.Context, id string, l *service.Lease) error {
+	return s.held(ctx, id, l, []string{string(service.StatusGrading)}, func(tx *firestore.Transaction, d *submissionDoc) error {
+		return tx.Update(s.submissions.Doc(id), []firestore.Update{
+			{Path: "status", Value: string(service.StatusQueued)},
+			{Path: "attempts", Value: max(d.Attempts-1, 0)},
+			{Path: "lease_token", Value: ""},
+			{Path: "lease_expires_us", Value: 0},
+		})
+	})
+}
+
+// Finish implements service.Store.
+func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out service.Outcome) error {
+	return s.held(ctx, id, l, []string{string(service.StatusGrading), string(out.Status)}, func(tx *firestore.Transaction, d *submissionDoc) error {
+		finished := out.FinishedAt.UTC()
+		if d.FinishedAt != nil {
+			finished = d.FinishedAt.UTC() // a retried Finish changes nothing
+		}
+		updates := []firestore.Update{
+			{Path: "status", Value: string(out.Status)},
+			{Path: "finished_at", Value: finished},
+			{Path: "lease_expires_us", Value: 0},
+		}
+		if out.Status == service.StatusGraded {
+			updates = append(updates, firestore.Update{Path: "grade", Value: out.Grade}, firestore.Update{Path: "questions", Value: out.Questions})
+		} else if out.Failure != nil {
+			updates = append(updates, firestore.Update{Path: "failure_code", Value: out.Failure.Code}, firestore.Update{Path: "failure_message", Value: out.Failure.Message})
+		}
+		if err := tx.Update(s.submissions.Doc(id), updates); err != nil {
+			return err
+		}
+		if out.Status != service.StatusGraded {
+			return nil
+		}
+		// Keyed by the submission: a retry overwrites, never adds.
+		return tx.Set(s.grades.Doc(id), map[string]any{
+			"submission_id": id, "user": d.User, "grade": out.Grade, "course": d.Course,
+			"section": d.Section, "assignment": d.Assignment, "timestamp": finished,
+		})
+	})
+}
+
+// Grades implements service.Store.
+func (s *Store) Grades(ctx context.Context, f service.GradeFilter) ([]service.Grade, error) {
+	q := s.grades.Query
+	for field, v := range map[string]string{"submission_id": f.SubmissionID, "user": f.User, "course": f.Course, "section": f.Section, "assignment": f.Assignment.Assignment} {
+		if v != "" {
+			q = q.Where(field, "==", v)
+		}
+	}
+	snaps, err := q.Documents(ctx).GetAll()
+	if err != nil {
+		return nil, mapError(err)
+	}
+	var out []service.Grade
+	for _, snap := range snaps {
+		var g struct {
+			SubmissionID string    `firestore:"submission_id"`
+			User         string    `firestore:"user"`
+			Grade        float64   `firestore:"grade"`
+			Course       string    `firestore:"course"`
+			Section      string    `firestore:"section"`
+			Assignment   string    `firestore:"assignment"`
+			Timestamp    time.Time `firestore:"timestamp"`
+		}
+		if err := snap.DataTo(&g); err != nil {
+			return nil, fmt.Errorf("firestore: grade %s: %w", snap.Ref.ID, err)
+		}
+		out = append(out, service.Grade{SubmissionID: g.SubmissionID, User: g.User, Grade: g.Grade, Timestamp: g.Timestamp.UTC(),
+			Assignment: service.Assignment{Course: g.Course, Section: g.Section, Assignment: g.Assignment}})
+	}
+	sortBy(out, func(a, b service.Grade) bool {
+		return a.Timestamp.Before(b.Timestamp) || a.Timestamp.Equal(b.Timestamp) && a.SubmissionID < b.SubmissionID
+	})
+	return out, nil
+}
+
+// AppendLog implements service.Store.
+func (s *Store) AppendLog(ctx context.Context, e service.LogEntry) error {
+	_, _, err := s.logs.Add(ctx, map[string]any{
+		"submission_id": e.SubmissionID, "user": e.User, "course": e.Course, "section": e.Section,
+		"assignment": e.Assignment.Assignment, "message": e.Message, "trace": e.Trace, "type": e.Type,
+		"timestamp": e.Timestamp.UTC(), "timestamp_us": e.Timestamp.UnixMicro(),
+	})
+	return mapError(err)
+}
+
+// Logs implements service.Store.
+func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEntry, error) {
+	snaps, err := s.logs.Where("submission_id", "==", submissionID).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, mapError(err)
+	}
+	var out []service.LogEntry
+	for _, snap := range snaps {
+		var e struct {
+			SubmissionID string    `firestore:"submission_id"`
+			User         string    `firestore:"user"`
+			Course       string    `firestore:"course"`
+			Section      string    `firestore:"section"`
+			Assignment   string    `firestore:"assignment"`
+			Message      string    `firestore:"message"`
+			Trace        string    `firestore:"trace"`
+			Type         string    `firestore:"type"`
+			Timestamp    time.Time `firestore:"timestamp"`
+			TimestampNS  int64     `firestore:"timestamp_us"`
+		}
+		if err := snap.DataTo(&e); err != nil {
+			return nil, fmt.Errorf("firestore: log %s: %w", snap.Ref.ID, err)
+		}
+		out = append(out, service.LogEntry{SubmissionID: e.SubmissionID, User: e.User, Message: e.Message, Trace: e.Trace, Type: e.Type,
+			Timestamp: time.UnixMicro(e.TimestampNS).UTC(), Assignment: service.Assignment{Course: e.Course, Section: e.Section, Assignment: e.Assignment}})
+	}
+	sortBy(out, func(a, b service.LogEntry) bool { return a.Timestamp.Before(b.Timestamp) })
+	return out, nil
+}
+
+func sortBy[T any](s []T, less func(a, b T) bool) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && less(s[j], s[j-1]); j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// mapError turns Firestore's errors into the service's.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *service.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	switch status.Code(err) {
+	case codes.NotFound:
+		return fmt.Errorf("%w (%v)", service.Errorf(service.ENOTFOUND, "Not found."), err)
+	case codes.AlreadyExists, codes.Aborted, codes.FailedPrecondition:
+		return fmt.Errorf("%w (%v)", service.Errorf(service.ECONFLICT, "The record changed meanwhile; try again."), err)
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Internal, codes.Unknown:
+		return fmt.Errorf("%w (%v)", service.Errorf(service.EUNAVAILABLE, "The grading service cannot reach its database right now; please try again in a few minutes."), err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (%v)", service.Errorf(service.EUNAVAILABLE, "The grading service cannot reach its database right now; please try again in a few minutes."), err)
+	}
+	return fmt.Errorf("firestore: %w", err)
+}
