@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"net"
+	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -54,5 +60,35 @@ func TestEndToEndFirestore(t *testing.T) {
 		case want.Status == "failed" && len(grades) != 0:
 			t.Errorf("%s: a failed grading has grade documents %+v", name, grades)
 		}
+	}
+}
+
+// TestFirestoreUnreachable: with the database down, a submission gets a 503
+// that says so, and nothing is accepted half-way.
+func TestFirestoreUnreachable(t *testing.T) {
+	root, _ := examples(t)
+	env := baseEnv(t, root)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	env["GCP_PROJECT_ID"] = "otter-service-test"
+	env["FIRESTORE_EMULATOR_HOST"] = down
+	p := start(t, env)
+	nb, err := os.ReadFile(filepath.Join(root, "examples", "submissions", "lab01-perfect.ipynb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(p.url(prefix), "application/json", bytes.NewReader(nb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), `"unavailable"`) || !strings.Contains(string(body), "try again") {
+		t.Fatalf("submission with the database down: %d %s; want 503 saying to try again", resp.StatusCode, body)
 	}
 }

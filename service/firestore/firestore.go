@@ -101,8 +101,15 @@ func (d *submissionDoc) submission(id string) *service.Submission {
 	return sub
 }
 
+// writeTimeout bounds the writes of an accepted submission: the client
+// retries an unreachable database until its context ends, and a student
+// waiting on a submission should get a clear 503 instead.
+const writeTimeout = 20 * time.Second
+
 // CreateSubmission implements service.Store.
 func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, notebook []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
 	doc := s.submissions.Doc(sub.ID)
 	d := submissionDoc{
 		User: sub.User, Course: sub.Course, Section: sub.Section, Assignment: sub.Assignment.Assignment,
@@ -468,7 +475,7 @@ func mapError(err error) error {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Internal, codes.Unknown:
 		return fmt.Errorf("%w (%v)", service.Errorf(service.EUNAVAILABLE, "The grading service cannot reach its database right now; please try again in a few minutes."), err)
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.Canceled {
 		return fmt.Errorf("%w (%v)", service.Errorf(service.EUNAVAILABLE, "The grading service cannot reach its database right now; please try again in a few minutes."), err)
 	}
 	return fmt.Errorf("firestore: %w", err)

@@ -2,18 +2,24 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/otter-service/otter-service/internal/testenv"
+	"github.com/otter-service/otter-service/service"
+	"github.com/otter-service/otter-service/service/firestore"
 	"github.com/otter-service/otter-service/service/httpapi"
 )
 
@@ -55,48 +61,76 @@ func BenchmarkAccept(b *testing.B) {
 	for _, clients := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			srv := newServer(b, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
-			latencies := make([]time.Duration, b.N)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.SetBytes(int64(len(body)))
-			b.ResetTimer()
-			start := time.Now()
-			for c := 0; c < clients; c++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := next.Add(1) - 1
-						if i >= int64(b.N) {
-							return
-						}
-						t0 := time.Now()
-						resp, err := client.Post(srv.URL+prefix, "application/json", bytes.NewReader(body))
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						if resp.StatusCode != http.StatusAccepted {
-							b.Errorf("status %d", resp.StatusCode)
-							return
-						}
-						latencies[i] = time.Since(t0)
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-			pct := func(p float64) float64 {
-				return float64(latencies[min(int(p*float64(len(latencies))), len(latencies)-1)].Microseconds()) / 1000
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "accepted/s")
-			b.ReportMetric(pct(0.50), "p50-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
+			accept(b, srv.URL, body, clients)
 		})
 	}
+}
+
+// BenchmarkAcceptFirestore is BenchmarkAccept with the Firestore store, on
+// the emulator the tests use (or the one FIRESTORE_EMULATOR_HOST names).
+func BenchmarkAcceptFirestore(b *testing.B) {
+	host := testenv.FirestoreEmulator(b)
+	b.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	body := realisticNotebook(200 << 10)
+	for _, clients := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			store, err := firestore.New(context.Background(), "otter-service-bench", fmt.Sprintf("bench%d", time.Now().UnixNano()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			svc := service.New(store, newFakeCourses(b), &fakeRunner{}, service.Config{}, log)
+			srv := httptest.NewServer(httpapi.Handler(svc, httpapi.DevIdentity{User: "alice"}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
+			defer srv.Close()
+			accept(b, srv.URL, body, clients)
+		})
+	}
+}
+
+// accept posts body b.N times from the given number of concurrent clients
+// and reports throughput and p50/p99 latency.
+func accept(b *testing.B, url string, body []byte, clients int) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	latencies := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				t0 := time.Now()
+				resp, err := client.Post(url+prefix, "application/json", bytes.NewReader(body))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				latencies[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	pct := func(p float64) float64 {
+		return float64(latencies[min(int(p*float64(len(latencies))), len(latencies)-1)].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "accepted/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
 }
