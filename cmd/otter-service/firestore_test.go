@@ -92,3 +92,73 @@ func TestFirestoreUnreachable(t *testing.T) {
 		t.Fatalf("submission with the database down: %d %s; want 503 saying to try again", resp.StatusCode, body)
 	}
 }
+
+// TestTwoReplicas runs two instances of the service on one Firestore
+// database: 40 submissions, sent to either, are each graded exactly once
+// (one claim, one attempt, one grade document).
+func TestTwoReplicas(t *testing.T) {
+	host := testenv.FirestoreEmulator(t)
+	root, _ := examples(t)
+	repo := courseRepo(t, root)
+	environment := fmt.Sprintf("replicas%d", time.Now().UnixNano())
+	replica := func() *proc {
+		env := baseEnv(t, root)
+		env["OTTER_COURSE_REPOS"] = "8x=" + repo
+		env["GCP_PROJECT_ID"] = "otter-service-test"
+		env["FIRESTORE_EMULATOR_HOST"] = host
+		env["ENVIRONMENT"] = environment
+		env["OTTER_WORKERS"] = "2"
+		env["VERBOSE_LOGGING"] = "false"
+		return start(t, env)
+	}
+	a, b := replica(), replica()
+	names := []string{"lab01-perfect.ipynb", "lab01-partial.ipynb", "lab01-zero.ipynb", "lab02-perfect.ipynb"}
+	want := map[string]float64{"lab01-perfect.ipynb": 1, "lab01-partial.ipynb": 2.0 / 3, "lab01-zero.ipynb": 0, "lab02-perfect.ipynb": 1}
+	type sent struct{ name, id, url string }
+	var all []sent
+	for i := 0; i < 40; i++ {
+		p := a
+		if i%2 == 1 {
+			p = b
+		}
+		name := names[i%len(names)]
+		id, url := submit(t, p, filepath.Join(root, "examples", "submissions", name), i)
+		all = append(all, sent{name, id, url})
+	}
+	for _, s := range all {
+		st := waitDone(t, a, s.url, 10*time.Minute)
+		if st.Status != "graded" || st.Grade == nil || math.Abs(*st.Grade-want[s.name]) > 1e-9 {
+			t.Errorf("%s (%s): %+v; want graded %v", s.id, s.name, st, want[s.name])
+		}
+		if st.Attempts != 1 {
+			t.Errorf("%s was claimed %d times; want once", s.id, st.Attempts)
+		}
+	}
+	a.stop(syscall.SIGTERM)
+	b.stop(syscall.SIGTERM)
+	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	store, err := firestore.New(context.Background(), "otter-service-test", environment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	grades, err := store.Grades(context.Background(), service.GradeFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, g := range grades {
+		count[g.SubmissionID]++
+	}
+	for _, s := range all {
+		if count[s.id] != 1 {
+			t.Errorf("%s has %d grade documents, want 1", s.id, count[s.id])
+		}
+	}
+	if len(grades) != len(all) {
+		t.Errorf("%d grade documents for %d submissions", len(grades), len(all))
+	}
+	if !strings.Contains(a.log(), `"msg":"graded"`) || !strings.Contains(b.log(), `"msg":"graded"`) {
+		t.Errorf("one replica graded nothing; the test shows less than it should")
+	}
+}
