@@ -74,9 +74,11 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 func (s *Service) Submit(ctx context.Context, who Identity, body []byte) (*Submission, error) {
 	notebook, a, err := ParseSubmission(body)
 	if err != nil {
+		s.refused(ctx, who, a, err)
 		return nil, err
 	}
 	if _, err := s.courses.Resolve(ctx, a); err != nil {
+		s.refused(ctx, who, a, err)
 		return nil, err
 	}
 	sub := &Submission{
@@ -126,6 +128,14 @@ func (s *Service) Status(ctx context.Context, who Identity, id string) (*Submiss
 		}
 	}
 	return st, nil
+}
+
+// refused logs a refused submission, as the old service did, for course
+// staff to see: an error entry with no submission id.
+func (s *Service) refused(ctx context.Context, who Identity, a Assignment, err error) {
+	s.log.Info("submission refused", "user", who.Name, "course", a.Course, "section", a.Section,
+		"assignment", a.Assignment, "code", ErrorCode(err), "reason", ErrorMessage(err))
+	s.record(ctx, &Submission{User: who.Name, Assignment: a}, LogError, "submission refused: "+ErrorMessage(err), "")
 }
 
 // NewID returns a random submission id: 32 lowercase hex digits.

@@ -58,7 +58,8 @@ type Store interface {
 	// AppendLog adds e to the log.
 	AppendLog(ctx context.Context, e LogEntry) error
 
-	// Logs returns the log entries for a submission, oldest first.
+	// Logs returns the log entries for a submission, oldest first; for ""
+	// the entries tied to no submission (refused ones).
 	Logs(ctx context.Context, submissionID string) ([]LogEntry, error)
 
 	// Close releases the store's resources.

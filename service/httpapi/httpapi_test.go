@@ -187,6 +187,21 @@ func TestSubmitErrors(t *testing.T) {
 	if grades, _ := srv.store.Grades(context.Background(), service.GradeFilter{}); len(grades) != 0 {
 		t.Errorf("refused submissions left grades: %v", grades)
 	}
+	// Refusals of notebooks the service could read are logged for staff.
+	logs, err := srv.store.Logs(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unknown bool
+	for _, e := range logs {
+		if e.Type != service.LogError || e.User != "alice" || !strings.HasPrefix(e.Message, "submission refused: ") {
+			t.Errorf("log entry %+v", e)
+		}
+		unknown = unknown || (e.Assignment.Assignment == "lab99" && strings.Contains(e.Message, "lab99"))
+	}
+	if len(logs) != 4 || !unknown { // syntax, nbformat 3, no metadata, lab99
+		t.Errorf("%d refusal log entries (unknown assignment logged: %v); want one per refused notebook", len(logs), unknown)
+	}
 }
 
 func TestUnauthenticated(t *testing.T) {
