@@ -10,7 +10,8 @@ BIN := bin/otter-service
 setup:
 	@bash scripts/ensure-tools.sh
 	@$(GO) mod download
-	@bash scripts/python-env.sh
+	@bash scripts/python-env.sh .venv deployment/grader-image/requirements.txt
+	@bash scripts/python-env.sh .venv-tests tests/requirements.txt
 	@bash scripts/emulator-env.sh
 
 build:
@@ -28,7 +29,7 @@ grader-image:
 test: setup grader-image
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
-	.venv/bin/python -m pytest -q tests
+	.venv-tests/bin/python -m pytest -q tests
 
 # Benchmarks; figures go into BENCHMARKS.md.
 bench: setup grader-image

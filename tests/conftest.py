@@ -6,13 +6,14 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
+import uuid
 
 import pytest
+import requests
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PREFIX = "/services/otter_grade/"
@@ -36,12 +37,8 @@ class Service:
 
     def request(self, method, path, body=None, headers=None):
         """Returns (status, parsed JSON body)."""
-        req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        resp = requests.request(method, self.base + path, data=body, headers=headers or {}, timeout=60)
+        return resp.status_code, resp.json()
 
     def wait_done(self, status_url, timeout=300):
         deadline = time.time() + timeout
@@ -55,15 +52,40 @@ class Service:
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory):
+def binary(tmp_path_factory):
+    if not shutil.which("go") or not shutil.which("git"):
+        missing("go and git are needed to build and run the service")
+    path = tmp_path_factory.mktemp("bin") / "otter-service"
+    subprocess.run(["go", "build", "-o", str(path), "./cmd/otter-service"], cwd=ROOT, check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """The address of a Firestore emulator: FIRESTORE_EMULATOR_HOST, or one
+    started from tests/emulator on a free loopback port."""
+    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if host:
+        yield host
+        return
+    if not shutil.which("node") or not (ROOT / "tests" / "emulator" / "node_modules").exists():
+        missing("the Firestore emulator is not installed (make test installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["node", "serve.js", str(port)], cwd=ROOT / "tests" / "emulator", stdout=subprocess.PIPE, text=True)
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        pytest.fail("the Firestore emulator did not start")
+    yield f"127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()
+
+
+def start_service(binary, tmp, extra_env):
     otter = os.environ.get("OTTER_COMMAND") or str(ROOT / ".venv" / "bin" / "otter")
     if not os.path.exists(otter):
         missing("otter-grader is not installed in .venv (run make test)")
-    if not shutil.which("go") or not shutil.which("git"):
-        missing("go and git are needed to build and run the service")
-    tmp = tmp_path_factory.mktemp("otter")
-    binary = tmp / "otter-service"
-    subprocess.run(["go", "build", "-o", str(binary), "./cmd/otter-service"], cwd=ROOT, check=True)
     repo = tmp / "course-repo"
     subprocess.run(["bash", str(ROOT / "scripts" / "example-repo.sh"), str(repo)], check=True)
     env = {
@@ -75,6 +97,7 @@ def service(tmp_path_factory):
         "OTTER_COMMAND": otter,
         "OTTER_WORKERS": "2",
         "TEST_USER": "student",
+        **extra_env,
     }
     proc = subprocess.Popen([str(binary), "serve"], env=env, stderr=subprocess.PIPE, text=True)
     log, found = [], threading.Event()
@@ -95,7 +118,32 @@ def service(tmp_path_factory):
     if not found.wait(30):
         proc.kill()
         pytest.fail("the service did not start:\n" + "".join(log))
-    svc = Service(proc, addr["addr"], log)
+    return Service(proc, addr["addr"], log)
+
+
+@pytest.fixture(scope="session")
+def service(binary, tmp_path_factory):
+    """The service on the embedded store."""
+    svc = start_service(binary, tmp_path_factory.mktemp("otter"), {})
     yield svc
-    proc.terminate()
-    proc.wait(120)
+    svc.proc.terminate()
+    svc.proc.wait(120)
+
+
+@pytest.fixture(scope="session")
+def firestore_service(binary, emulator, tmp_path_factory):
+    """The service on Firestore (the emulator), with collections of its own;
+    yields (service, Firestore client, ENVIRONMENT)."""
+    from google.cloud import firestore
+
+    environment = "pytest" + uuid.uuid4().hex[:12]
+    svc = start_service(binary, tmp_path_factory.mktemp("otter"), {
+        "GCP_PROJECT_ID": "otter-service-test",
+        "FIRESTORE_EMULATOR_HOST": emulator,
+        "ENVIRONMENT": environment,
+    })
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator
+    client = firestore.Client(project="otter-service-test")
+    yield svc, client, environment
+    svc.proc.terminate()
+    svc.proc.wait(120)
