@@ -82,6 +82,20 @@ def emulator():
     proc.wait()
 
 
+def docker_runner_env():
+    """The Docker runner's settings where an engine with the grading image is
+    reachable; otherwise {} (the local runner)."""
+    image = os.environ.get("OTTER_GRADING_IMAGE", "otter-service-grader:local")
+    if not shutil.which("docker"):
+        return {}
+    ok = subprocess.run(["docker", "image", "inspect", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    if not ok:
+        if required():
+            pytest.fail(f"required component missing: a Docker engine with {image}")
+        return {}
+    return {"OTTER_RUNNER": "docker", "OTTER_GRADING_IMAGE": image, "OTTER_INSTANCE": "pytest-" + uuid.uuid4().hex[:12]}
+
+
 def start_service(binary, tmp, extra_env):
     otter = os.environ.get("OTTER_COMMAND") or str(ROOT / ".venv" / "bin" / "otter")
     if not os.path.exists(otter):
@@ -99,6 +113,8 @@ def start_service(binary, tmp, extra_env):
         "TEST_USER": "student",
         **extra_env,
     }
+    if env.get("OTTER_RUNNER") == "docker" and "DOCKER_HOST" in os.environ:
+        env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     proc = subprocess.Popen([str(binary), "serve"], env=env, stderr=subprocess.PIPE, text=True)
     log, found = [], threading.Event()
     addr = {}
@@ -138,6 +154,7 @@ def firestore_service(binary, emulator, tmp_path_factory):
 
     environment = "pytest" + uuid.uuid4().hex[:12]
     svc = start_service(binary, tmp_path_factory.mktemp("otter"), {
+        **docker_runner_env(),
         "GCP_PROJECT_ID": "otter-service-test",
         "FIRESTORE_EMULATOR_HOST": emulator,
         "ENVIRONMENT": environment,

@@ -1,5 +1,7 @@
 """The service on Firestore, checked from Python the way course dashboards
-read it: the old service's collections and fields."""
+read it: the old service's collections and fields. It grades with the Docker
+runner where an engine with the grading image is reachable (and CI requires
+one), with the local runner otherwise."""
 
 import json
 
