@@ -15,7 +15,6 @@ import (
 	"github.com/otter-service/otter-service/grading/docker"
 	"github.com/otter-service/otter-service/internal/testenv"
 	"github.com/otter-service/otter-service/service"
-	"github.com/otter-service/otter-service/service/sqlite"
 )
 
 // ourContainers lists the containers labelled with instance.
@@ -79,11 +78,7 @@ func TestDockerCrashLeavesNoOrphans(t *testing.T) {
 	if n := ourContainers(t, cli, instance); n != 0 {
 		t.Errorf("%d grading containers left behind", n)
 	}
-	store, err := sqlite.Open(filepath.Join(env["OTTER_DATA_DIR"], "otter.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openEmbedded(t, env)
 	for _, name := range names {
 		grades, _ := store.Grades(context.Background(), service.GradeFilter{SubmissionID: ids[name]})
 		want := 1

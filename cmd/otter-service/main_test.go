@@ -290,11 +290,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
 	// The grades record holds one entry per graded submission.
-	store, err := sqlite.Open(filepath.Join(env["OTTER_DATA_DIR"], "otter.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openEmbedded(t, env)
 	for name, want := range expected {
 		grades, err := store.Grades(context.Background(), service.GradeFilter{SubmissionID: ids[name]})
 		if err != nil {
@@ -354,26 +350,15 @@ func TestRestartLosesNothing(t *testing.T) {
 	if err := p.stop(syscall.SIGTERM); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
-	store, err := sqlite.Open(filepath.Join(env["OTTER_DATA_DIR"], "otter.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	all, err := store.Grades(context.Background(), service.GradeFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := map[string]int{}
-	for _, g := range all {
-		count[g.SubmissionID]++
-	}
+	store := openEmbedded(t, env)
+	count, total := gradesPerSubmission(t, store)
 	for _, name := range names {
 		if count[ids[name]] != 1 {
 			t.Errorf("%s has %d grade records, want exactly 1", name, count[ids[name]])
 		}
 	}
-	if len(all) != len(names) {
-		t.Errorf("%d grade records for %d submissions", len(all), len(names))
+	if total != len(names) {
+		t.Errorf("%d grade records for %d submissions", total, len(names))
 	}
 }
 
@@ -438,4 +423,29 @@ func TestUnknownCommand(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "frobnicate") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// openEmbedded opens the embedded store of a stopped service; closed when t ends.
+func openEmbedded(t *testing.T, env map[string]string) *sqlite.Store {
+	t.Helper()
+	store, err := sqlite.Open(filepath.Join(env["OTTER_DATA_DIR"], "otter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// gradesPerSubmission counts the grade records of each submission, and all of them.
+func gradesPerSubmission(t *testing.T, store service.Store) (map[string]int, int) {
+	t.Helper()
+	all, err := store.Grades(context.Background(), service.GradeFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, g := range all {
+		count[g.SubmissionID]++
+	}
+	return count, len(all)
 }
