@@ -1,6 +1,8 @@
 """Fixtures for the integration suite: the real otter-service binary, started
-on a free port with the example course in a real git repository, the embedded
-store and the local runner (real otter-grader)."""
+on a free port with the example course in a real git repository, on the
+embedded store or the Firestore emulator, grading with the Docker runner where
+an engine with the grading image is reachable (CI requires one) and with the
+local runner (real otter-grader) otherwise."""
 
 import json
 import os
@@ -140,27 +142,70 @@ def start_service(binary, tmp, extra_env):
 @pytest.fixture(scope="session")
 def service(binary, tmp_path_factory):
     """The service on the embedded store."""
-    svc = start_service(binary, tmp_path_factory.mktemp("otter"), {})
+    svc = start_service(binary, tmp_path_factory.mktemp("otter"), docker_runner_env())
     yield svc
     svc.proc.terminate()
     svc.proc.wait(120)
+
+
+def firestore_env(emulator, environment):
+    return {
+        **docker_runner_env(),
+        "GCP_PROJECT_ID": "otter-service-test",
+        "FIRESTORE_EMULATOR_HOST": emulator,
+        "ENVIRONMENT": environment,
+    }
+
+
+def firestore_client(emulator):
+    from google.cloud import firestore
+
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator
+    return firestore.Client(project="otter-service-test")
 
 
 @pytest.fixture(scope="session")
 def firestore_service(binary, emulator, tmp_path_factory):
     """The service on Firestore (the emulator), with collections of its own;
     yields (service, Firestore client, ENVIRONMENT)."""
-    from google.cloud import firestore
-
     environment = "pytest" + uuid.uuid4().hex[:12]
-    svc = start_service(binary, tmp_path_factory.mktemp("otter"), {
-        **docker_runner_env(),
-        "GCP_PROJECT_ID": "otter-service-test",
-        "FIRESTORE_EMULATOR_HOST": emulator,
-        "ENVIRONMENT": environment,
-    })
-    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator
-    client = firestore.Client(project="otter-service-test")
-    yield svc, client, environment
+    svc = start_service(binary, tmp_path_factory.mktemp("otter"), firestore_env(emulator, environment))
+    yield svc, firestore_client(emulator), environment
     svc.proc.terminate()
     svc.proc.wait(120)
+
+
+@pytest.fixture
+def firestore_replicas(binary, emulator, tmp_path):
+    """Starts instances of the service on one Firestore database with
+    collections of their own: start(**env) returns a Service; .client and
+    .environment are the database's. Every instance is stopped afterwards."""
+    environment = "pytest" + uuid.uuid4().hex[:12]
+    procs = []
+
+    class Replicas:
+        client = firestore_client(emulator)
+
+        def __init__(self):
+            self.environment = environment
+            self.env = firestore_env(emulator, environment)
+
+        def start(self, name, **extra):
+            """Starts the instance called name; starting a name again is a
+            restart of that instance (same data directory, same Docker
+            label, so it clears what its killed predecessor left)."""
+            home = tmp_path / name
+            home.mkdir(exist_ok=True)
+            env = {**self.env, **extra}
+            if "OTTER_INSTANCE" in env:
+                env["OTTER_INSTANCE"] += "-" + name
+            svc = start_service(binary, home, env)
+            procs.append(svc.proc)
+            return svc
+
+    yield Replicas()
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        proc.wait(120)
