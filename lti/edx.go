@@ -1,8 +1,8 @@
-// Package lti posts grades to edX over LTI 1.1 Basic Outcomes. This file
-// builds the two edX-specific names a grade is posted under, exactly as the
-// service this one replaces built them (edX accepts nothing else): the
-// outcome service URL of an assignment's LTI block, and the sourcedId that
-// names the student.
+// This file builds the two edX-specific names a grade is posted under,
+// exactly as the service this one replaces built them (edX accepts nothing
+// else): the outcome service URL of an assignment's LTI block, and the
+// sourcedId that names the student.
+
 package lti
 
 import (
@@ -20,18 +20,26 @@ import (
 // assignment's LTI block id from course-config.json. The ":", "+" and "@"
 // stay as they are: edX routes on them, and the OAuth signature is computed
 // over the URL exactly as written here.
+//
+// The scheme is https, as edX serves nothing else, unless EDX_URL itself
+// starts with "http://": then it is kept, so that a consumer on loopback
+// (tests, a local edX) can be reached.
 func OutcomeURL(edxHost, courseID, blockID string) (string, error) {
 	host, err := hostOf(edxHost)
 	if err != nil {
 		return "", err
+	}
+	scheme := "https"
+	if s := strings.ToLower(strings.TrimSpace(edxHost)); strings.HasPrefix(s, "http://") {
+		scheme = "http"
 	}
 	for name, v := range map[string]string{"course id": courseID, "LTI block id": blockID} {
 		if v == "" || strings.ContainsAny(v, "/?#% \t\r\n") {
 			return "", fmt.Errorf("edX %s %q is empty or has a character that cannot appear in the URL", name, v)
 		}
 	}
-	return fmt.Sprintf("https://%s/courses/course-v1:%s/xblock/block-v1:%s+type@lti_consumer+block@%s/handler_noauth/outcome_service_handler",
-		host, courseID, courseID, blockID), nil
+	return fmt.Sprintf("%s://%s/courses/course-v1:%s/xblock/block-v1:%s+type@lti_consumer+block@%s/handler_noauth/outcome_service_handler",
+		scheme, host, courseID, courseID, blockID), nil
 }
 
 // SourcedID returns the lis_result_sourcedid edX expects for a user:
@@ -57,7 +65,8 @@ func hostOf(edx string) (string, error) {
 	s := strings.TrimSpace(edx)
 	if strings.Contains(s, "://") {
 		u, err := url.Parse(s)
-		if err != nil || u.Host == "" {
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") ||
+			u.User != nil || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
 			return "", fmt.Errorf("EDX_URL %q is not a host name or URL", edx)
 		}
 		s = u.Host

@@ -42,3 +42,31 @@ func TestSourcedID(t *testing.T) {
 		}
 	}
 }
+
+func TestOutcomeURLScheme(t *testing.T) {
+	const path = "/courses/course-v1:X+Y+Z/xblock/block-v1:X+Y+Z+type@lti_consumer+block@abc/handler_noauth/outcome_service_handler"
+	for host, want := range map[string]string{
+		"courses.edx.org":          "https://courses.edx.org" + path,
+		"localhost:8000":           "https://localhost:8000" + path,
+		"https://courses.edx.org":  "https://courses.edx.org" + path,
+		"http://127.0.0.1:8765":    "http://127.0.0.1:8765" + path,
+		"http://127.0.0.1:8765/":   "http://127.0.0.1:8765" + path,
+		" HTTP://Edx.Local:80 ":    "http://Edx.Local:80" + path,
+		"HTTPS://courses.edx.org/": "https://courses.edx.org" + path,
+	} {
+		got, err := lti.OutcomeURL(host, "X+Y+Z", "abc")
+		if err != nil || got != want {
+			t.Errorf("OutcomeURL(%q) = %q, %v; want %q", host, got, err, want)
+		}
+	}
+	for _, bad := range []string{"ftp://courses.edx.org", "https://courses.edx.org/lms", "https://u:p@courses.edx.org", "https://courses.edx.org/?q=1", "http://"} {
+		if got, err := lti.OutcomeURL(bad, "X+Y+Z", "abc"); err == nil {
+			t.Errorf("OutcomeURL(%q) = %q; want an error", bad, got)
+		}
+	}
+	// The sourcedId names the host only, whatever the scheme.
+	got, err := lti.SourcedID("http://127.0.0.1:8765", "X+Y+Z", "abc", "u1")
+	if want := "course-v1%3AX+Y+Z:127.0.0.1:8765-abc:u1"; err != nil || got != want {
+		t.Errorf("SourcedID = %q, %v; want %q", got, err, want)
+	}
+}
