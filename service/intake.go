@@ -72,17 +72,31 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 // not a gradable notebook or names an assignment the course does not know,
 // and EUNAVAILABLE when the course materials or the store cannot be reached.
 func (s *Service) Submit(ctx context.Context, who Identity, body []byte) (*Submission, error) {
+	notebook, a, err := s.check(ctx, who, body)
+	if err != nil {
+		return nil, err
+	}
+	return s.queue(ctx, NewID(), who, a, notebook)
+}
+
+// check parses a submission body and resolves its assignment, logging a
+// refusal.
+func (s *Service) check(ctx context.Context, who Identity, body []byte) ([]byte, Assignment, error) {
 	notebook, a, err := ParseSubmission(body)
 	if err != nil {
 		s.refused(ctx, who, a, err)
-		return nil, err
+		return nil, a, err
 	}
 	if _, err := s.courses.Resolve(ctx, a); err != nil {
 		s.refused(ctx, who, a, err)
-		return nil, err
+		return nil, a, err
 	}
+	return notebook, a, nil
+}
+
+func (s *Service) queue(ctx context.Context, id string, who Identity, a Assignment, notebook []byte) (*Submission, error) {
 	sub := &Submission{
-		ID:         NewID(),
+		ID:         id,
 		Assignment: a,
 		User:       who.Name,
 		Status:     StatusQueued,
@@ -98,6 +112,65 @@ func (s *Service) Submit(ctx context.Context, who Identity, body []byte) (*Submi
 	s.logger(sub).Info("submission accepted", "bytes", len(notebook))
 	s.record(ctx, sub, LogInfo, "submission accepted", "")
 	return sub, nil
+}
+
+// HoldTTL is how long a held submission waits for its sender to sign in.
+const HoldTTL = 15 * time.Minute
+
+// Hold keeps the body of a submission whose sender is not signed in yet,
+// after the checks Submit makes (so a notebook that would be refused is
+// refused now), and returns the key it is held under. Nothing is queued:
+// SubmitHeld queues it once the sender is known.
+//
+// Returns the errors of Submit.
+func (s *Service) Hold(ctx context.Context, body []byte) (string, error) {
+	if _, _, err := s.check(ctx, Identity{}, body); err != nil {
+		return "", err
+	}
+	key := NewID()
+	if err := s.store.Hold(ctx, key, body, s.now().Add(HoldTTL)); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// SubmitHeld queues the submission held under key for who, who has just
+// signed in. The held key becomes the submission's id, so finishing one
+// sign-in twice queues one submission.
+//
+// Returns ENOTFOUND if nothing is held under key (it expired, or was
+// another user's and already taken), and the errors of Submit.
+func (s *Service) SubmitHeld(ctx context.Context, who Identity, key string) (*Submission, error) {
+	body, err := s.store.Held(ctx, key, s.now())
+	if ErrorCode(err) == ENOTFOUND {
+		if sub, err := s.store.Submission(ctx, key); err == nil && sub.User == who.Name {
+			return sub, nil // this sign-in was already finished
+		}
+		return nil, Errorf(ENOTFOUND, "Your submission waited too long for you to sign in and was not kept; submit again.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	notebook, a, err := s.check(ctx, who, body)
+	if err == nil {
+		var sub *Submission
+		sub, err = s.queue(ctx, key, who, a, notebook)
+		if ErrorCode(err) == ECONFLICT {
+			if prev, perr := s.store.Submission(ctx, key); perr == nil && prev.User == who.Name {
+				sub, err = prev, nil
+			} else {
+				err = Errorf(ENOTFOUND, "Your submission waited too long for you to sign in and was not kept; submit again.")
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if derr := s.store.DropHeld(ctx, key, s.now()); derr != nil {
+			s.log.Warn("could not drop a held submission body; it expires by itself", "key", key, "err", derr)
+		}
+		return sub, nil
+	}
+	return nil, err
 }
 
 // SubmissionStatus is a submission as its owner sees it.

@@ -62,6 +62,21 @@ type Store interface {
 	// the entries tied to no submission (refused ones).
 	Logs(ctx context.Context, submissionID string) ([]LogEntry, error)
 
+	// Hold keeps a submission body that arrived before its sender was
+	// signed in, under key, until expires. Nothing in it is trusted, queued
+	// or graded: it is only kept until the sign-in finishes, possibly on
+	// another replica, and the service takes it back with Held. Holding
+	// under a key that is already held replaces the body.
+	Hold(ctx context.Context, key string, body []byte, expires time.Time) error
+
+	// Held returns the body held under key.
+	// Returns ENOTFOUND if there is none, or it expired at or before now.
+	Held(ctx context.Context, key string, now time.Time) ([]byte, error)
+
+	// DropHeld forgets the body held under key, if any, and every held body
+	// that expired at or before now.
+	DropHeld(ctx context.Context, key string, now time.Time) error
+
 	// Close releases the store's resources.
 	Close() error
 }

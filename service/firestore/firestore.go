@@ -5,6 +5,10 @@
 //	{ENVIRONMENT}-grades       user, grade, course, section, assignment, timestamp (+ submission_id); one per submission
 //	{ENVIRONMENT}-logs         user, course, section, assignment, message, trace, type, timestamp (+ submission_id)
 //
+// and beside them {ENVIRONMENT}-leases (claims) and {ENVIRONMENT}-held
+// (submission bodies waiting for their sender's sign-in; expires is the field
+// for a TTL policy).
+//
 // Claims are made by creating a lease document ({ENVIRONMENT}-leases/{id}-{n})
 // for the submission's next claim number: Firestore lets exactly one create
 // succeed, so two replicas can never hold the same claim, even where an
@@ -34,6 +38,7 @@ const chunkSize = 900 << 10
 type Store struct {
 	client                            *firestore.Client
 	submissions, grades, logs, leases *firestore.CollectionRef
+	holds                             *firestore.CollectionRef
 }
 
 var _ service.Store = (*Store)(nil)
@@ -51,6 +56,7 @@ func New(ctx context.Context, projectID, environment string) (*Store, error) {
 		grades:      client.Collection(environment + "-grades"),
 		logs:        client.Collection(environment + "-logs"),
 		leases:      client.Collection(environment + "-leases"),
+		holds:       client.Collection(environment + "-held"),
 	}, nil
 }
 
@@ -448,6 +454,91 @@ func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEnt
 	}
 	sortBy(out, func(a, b service.LogEntry) bool { return a.Timestamp.Before(b.Timestamp) })
 	return out, nil
+}
+
+// Hold implements service.Store. Bodies larger than a document can hold are
+// kept in chunk documents beside it, written first.
+func (s *Store) Hold(ctx context.Context, key string, body []byte, expires time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	doc := s.holds.Doc(key)
+	d := map[string]any{"expires": expires.UTC(), "expires_us": expires.UnixMicro()}
+	if len(body) <= chunkSize {
+		d["body"] = body
+	} else {
+		n := 0
+		for ; n*chunkSize < len(body); n++ {
+			part := body[n*chunkSize : min((n+1)*chunkSize, len(body))]
+			if _, err := doc.Collection("chunks").Doc(fmt.Sprint(n)).Set(ctx, map[string]any{"data": part}); err != nil {
+				return mapError(err)
+			}
+		}
+		d["chunks"] = n
+	}
+	_, err := doc.Set(ctx, d)
+	return mapError(err)
+}
+
+// Held implements service.Store.
+func (s *Store) Held(ctx context.Context, key string, now time.Time) ([]byte, error) {
+	snap, err := s.holds.Doc(key).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return nil, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
+	}
+	if err != nil {
+		return nil, mapError(err)
+	}
+	var d struct {
+		Body    []byte `firestore:"body"`
+		Chunks  int    `firestore:"chunks"`
+		Expires int64  `firestore:"expires_us"`
+	}
+	if err := snap.DataTo(&d); err != nil {
+		return nil, fmt.Errorf("firestore: held %s: %w", key, err)
+	}
+	if d.Expires <= now.UnixMicro() {
+		return nil, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
+	}
+	body := d.Body
+	for i := 0; i < d.Chunks; i++ {
+		c, err := s.holds.Doc(key).Collection("chunks").Doc(fmt.Sprint(i)).Get(ctx)
+		if err != nil {
+			return nil, mapError(err)
+		}
+		part, ok := c.Data()["data"].([]byte)
+		if !ok {
+			return nil, fmt.Errorf("firestore: held %s: chunk %d has no data", key, i)
+		}
+		body = append(body, part...)
+	}
+	return body, nil
+}
+
+// DropHeld implements service.Store.
+func (s *Store) DropHeld(ctx context.Context, key string, now time.Time) error {
+	refs := []*firestore.DocumentRef{s.holds.Doc(key)}
+	expired, err := s.holds.Where("expires_us", "<=", now.UnixMicro()).Select().Limit(100).Documents(ctx).GetAll()
+	if err != nil {
+		return mapError(err)
+	}
+	for _, snap := range expired {
+		refs = append(refs, snap.Ref)
+	}
+	for _, ref := range refs {
+		chunks, err := ref.Collection("chunks").Select().Documents(ctx).GetAll()
+		if err != nil {
+			return mapError(err)
+		}
+		for _, c := range chunks {
+			if _, err := c.Ref.Delete(ctx); err != nil {
+				return mapError(err)
+			}
+		}
+		if _, err := ref.Delete(ctx); err != nil {
+			return mapError(err)
+		}
+	}
+	return nil
 }
 
 func sortBy[T any](s []T, less func(a, b T) bool) {

@@ -28,6 +28,23 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (service.Identity, error)
 }
 
+// Login is what an Authenticator that signs browsers in offers besides
+// Authenticate (the JupyterHub OAuth flow).
+type Login interface {
+	// StartLogin sends the browser behind r through sign-in: it returns the
+	// URL to redirect it to. next is where to come back to; held is the key
+	// of a submission held until sign-in, or "".
+	StartLogin(w http.ResponseWriter, r *http.Request, next, held string) (string, error)
+	// FinishLogin completes sign-in at the callback and returns who signed
+	// in, where to go next, and the held submission's key ("" if none).
+	FinishLogin(w http.ResponseWriter, r *http.Request) (who service.Identity, next, held string, err error)
+	// CheckSameOriginJSON returns EFORBIDDEN unless r is provably a JSON
+	// request from a page of the service's own origin.
+	CheckSameOriginJSON(r *http.Request) error
+	// CallbackPath is the path of the sign-in callback.
+	CallbackPath() string
+}
+
 // Config configures the API.
 type Config struct {
 	Prefix      string // e.g. /services/otter_grade/
@@ -41,6 +58,7 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	a := &api{svc: svc, auth: auth, cfg: cfg, log: log}
+	a.login, _ = auth.(Login)
 	r.Use(a.logRequests, a.recover)
 	prefix := "/" + strings.Trim(cfg.Prefix, "/") + "/"
 	if prefix == "//" {
@@ -49,7 +67,11 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	a.cfg.Prefix = prefix
 	g := r.Group(prefix)
 	g.POST("", a.handle(a.submit))
+	g.GET("", a.handle(a.whoami))
 	g.GET("submissions/:id", a.handle(a.status))
+	if a.login != nil {
+		r.GET(a.login.CallbackPath(), a.handle(a.callback))
+	}
 	r.NoRoute(func(c *gin.Context) {
 		a.writeError(c, service.Errorf(service.ENOTFOUND, "There is nothing at %s.", c.Request.URL.Path))
 	})
@@ -61,10 +83,11 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 }
 
 type api struct {
-	svc  *service.Service
-	auth Authenticator
-	cfg  Config
-	log  *slog.Logger
+	svc   *service.Service
+	auth  Authenticator
+	login Login // nil if auth cannot sign browsers in
+	cfg   Config
+	log   *slog.Logger
 }
 
 // handle adapts a handler that returns an error.
@@ -165,6 +188,9 @@ type submitResponse struct {
 func (a *api) submit(c *gin.Context) error {
 	who, err := a.auth.Authenticate(c.Request)
 	if err != nil {
+		if a.anonymousBrowser(c.Request, err) && a.login.CheckSameOriginJSON(c.Request) == nil {
+			return a.hold(c)
+		}
 		return err
 	}
 	body, release, err := a.readNotebook(c)
@@ -176,6 +202,11 @@ func (a *api) submit(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	a.accepted(c, sub)
+	return nil
+}
+
+func (a *api) accepted(c *gin.Context, sub *service.Submission) {
 	c.JSON(http.StatusAccepted, submitResponse{
 		ID:        sub.ID,
 		Status:    sub.Status,
@@ -183,6 +214,90 @@ func (a *api) submit(c *gin.Context) error {
 		Message: "Your notebook for " + sub.Assignment.Assignment + " was received and will be graded shortly. " +
 			"Your grade will be recorded when grading finishes; there is no need to submit again.",
 	})
+}
+
+// anonymousBrowser reports whether a request refused for want of
+// credentials came from a browser that can be sent through sign-in: it
+// carries no Authorization header (an API client's token is never
+// second-guessed).
+func (a *api) anonymousBrowser(r *http.Request, err error) bool {
+	return a.login != nil && service.ErrorCode(err) == service.EUNAUTHORIZED && r.Header.Get("Authorization") == ""
+}
+
+// hold answers the Submit button of a student who has no session with the
+// service yet: the notebook is checked and held, and the browser's fetch is
+// sent (303) through the Hub's sign-in, which it follows on the Hub's own
+// origin with the Hub's cookies. The callback queues the held notebook for
+// the user the Hub names, and its 202 is the fetch's final answer. Nothing
+// the browser says about who it is counts.
+func (a *api) hold(c *gin.Context) error {
+	body, release, err := a.readNotebook(c)
+	if err != nil {
+		return err
+	}
+	key, err := a.svc.Hold(c, body)
+	release()
+	if err != nil {
+		return err
+	}
+	loc, err := a.login.StartLogin(c.Writer, c.Request, a.cfg.Prefix, key)
+	if err != nil {
+		return err
+	}
+	c.Header("Location", loc)
+	c.JSON(http.StatusSeeOther, gin.H{"message": "Signing you in through JupyterHub to finish your submission.", "location": loc})
+	return nil
+}
+
+// signIn redirects a browser navigation refused for want of credentials
+// through sign-in, coming back to the page it asked for; it reports whether
+// it did.
+func (a *api) signIn(c *gin.Context, err error) bool {
+	r := c.Request
+	if !a.anonymousBrowser(r, err) {
+		return false
+	}
+	if r.Header.Get("Sec-Fetch-Mode") != "navigate" && !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		return false
+	}
+	loc, lerr := a.login.StartLogin(c.Writer, r, r.URL.RequestURI(), "")
+	if lerr != nil {
+		return false
+	}
+	c.Redirect(http.StatusFound, loc)
+	return true
+}
+
+// callback finishes sign-in: the held submission, if any, is queued for the
+// user the Hub named (202, the Submit button's answer); otherwise the browser
+// goes back where it was going.
+func (a *api) callback(c *gin.Context) error {
+	who, next, held, err := a.login.FinishLogin(c.Writer, c.Request)
+	if err != nil {
+		return err
+	}
+	if held == "" {
+		c.Redirect(http.StatusFound, next)
+		return nil
+	}
+	sub, err := a.svc.SubmitHeld(c, who, held)
+	if err != nil {
+		return err
+	}
+	a.accepted(c, sub)
+	return nil
+}
+
+// whoami tells a signed-in user who the service takes them for.
+func (a *api) whoami(c *gin.Context) error {
+	who, err := a.auth.Authenticate(c.Request)
+	if err != nil {
+		if a.signIn(c, err) {
+			return nil
+		}
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"user": who.Name, "admin": who.Admin})
 	return nil
 }
 
@@ -283,6 +398,7 @@ func (a *api) tooLarge() error {
 type statusResponse struct {
 	ID            string             `json:"id"`
 	Status        service.Status     `json:"status"`
+	User          string             `json:"user"`
 	Course        string             `json:"course"`
 	Section       string             `json:"section"`
 	Assignment    string             `json:"assignment"`
@@ -300,6 +416,9 @@ type statusResponse struct {
 func (a *api) status(c *gin.Context) error {
 	who, err := a.auth.Authenticate(c.Request)
 	if err != nil {
+		if a.signIn(c, err) {
+			return nil
+		}
 		return err
 	}
 	st, err := a.svc.Status(c, who, c.Param("id"))
@@ -307,7 +426,7 @@ func (a *api) status(c *gin.Context) error {
 		return err
 	}
 	resp := statusResponse{
-		ID: st.ID, Status: st.Status, Course: st.Course, Section: st.Section, Assignment: st.Assignment.Assignment,
+		ID: st.ID, Status: st.Status, User: st.User, Course: st.Course, Section: st.Section, Assignment: st.Assignment.Assignment,
 		QueuePosition: st.QueuePosition, ReceivedAt: st.ReceivedAt, StartedAt: timePtr(st.StartedAt),
 		FinishedAt: timePtr(st.FinishedAt), Attempts: st.Attempts, Questions: st.Questions, Error: st.Failure,
 	}

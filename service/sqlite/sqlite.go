@@ -100,6 +100,11 @@ CREATE TABLE IF NOT EXISTS logs (
 	timestamp     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_submission ON logs(submission_id, seq);
+CREATE TABLE IF NOT EXISTS held (
+	key     TEXT PRIMARY KEY,
+	body    BLOB NOT NULL,
+	expires INTEGER NOT NULL
+);
 `
 
 // Open opens (creating if needed) the database at path.
@@ -481,6 +486,29 @@ func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEnt
 		out = append(out, e)
 	}
 	return out, mapError(rows.Err())
+}
+
+// Hold implements service.Store.
+func (s *Store) Hold(ctx context.Context, key string, body []byte, expires time.Time) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO held (key, body, expires) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET body = excluded.body, expires = excluded.expires`, key, body, expires.UnixNano())
+	return mapError(err)
+}
+
+// Held implements service.Store.
+func (s *Store) Held(ctx context.Context, key string, now time.Time) ([]byte, error) {
+	var body []byte
+	err := s.r.QueryRowContext(ctx, `SELECT body FROM held WHERE key = ? AND expires > ?`, key, now.UnixNano()).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
+	}
+	return body, mapError(err)
+}
+
+// DropHeld implements service.Store.
+func (s *Store) DropHeld(ctx context.Context, key string, now time.Time) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM held WHERE key = ? OR expires <= ?`, key, now.UnixNano())
+	return mapError(err)
 }
 
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {

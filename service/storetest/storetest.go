@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"ConcurrentClaimsAreExclusive", testConcurrentClaims},
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Logs", testLogs},
+		{"HeldBodies", testHeld},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,5 +356,50 @@ func testLogs(t *testing.T, s service.Store) {
 	if len(logs) != 2 || logs[0].Message != "message 0" || logs[1].Type != service.LogError || logs[1].User != "alice" ||
 		logs[1].Assignment != sub.Assignment || !logs[1].Timestamp.Equal(t0.Add(time.Second)) {
 		t.Errorf("Logs = %+v", logs)
+	}
+}
+
+func testHeld(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	small := []byte(`{"nb": {"cells": []}}`)
+	large := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB: over one document's limit
+	if err := s.Hold(ctx, "k-small", small, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Hold(ctx, "k-large", large, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Hold(ctx, "k-old", small, t0.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string][]byte{"k-small": small, "k-large": large} {
+		got, err := s.Held(ctx, key, t0)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("Held(%s) = %d bytes, %v; want the %d bytes held", key, len(got), err, len(want))
+		}
+	}
+	_, err := s.Held(ctx, "k-old", t0)
+	wantCode(t, "Held of an expired body", err, service.ENOTFOUND)
+	_, err = s.Held(ctx, "k-none", t0)
+	wantCode(t, "Held of a key never held", err, service.ENOTFOUND)
+	_, err = s.Held(ctx, "k-small", t0.Add(time.Minute))
+	wantCode(t, "Held at its expiry", err, service.ENOTFOUND)
+
+	if err := s.DropHeld(ctx, "k-large", t0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Held(ctx, "k-large", t0)
+	wantCode(t, "Held after DropHeld", err, service.ENOTFOUND)
+	if got, err := s.Held(ctx, "k-small", t0); err != nil || !bytes.Equal(got, small) {
+		t.Fatalf("DropHeld of another key dropped k-small: %q, %v", got, err)
+	}
+	if err := s.Hold(ctx, "k-old", large, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Held(ctx, "k-old", t0); err != nil || !bytes.Equal(got, large) {
+		t.Fatalf("Hold again did not replace the body: %d bytes, %v", len(got), err)
+	}
+	if err := s.DropHeld(ctx, "k-none", t0); err != nil {
+		t.Fatalf("DropHeld of a key never held: %v", err)
 	}
 }
