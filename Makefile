@@ -13,6 +13,7 @@ setup:
 	@bash scripts/python-env.sh .venv deployment/grader-image/requirements.txt
 	@bash scripts/python-env.sh .venv-tests tests/requirements.txt
 	@bash scripts/emulator-env.sh
+	@bash scripts/hub-env.sh
 
 build:
 	@$(GO) build -o $(BIN) ./cmd/otter-service

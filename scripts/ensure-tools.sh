@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Makes sure the tools the build and tests need are on this machine: Go, git,
-# Python 3 with venv, curl. Installs what is missing with apt (as root), from
-# the machine's configured Debian sources. Quick and silent when all is here.
+# Python 3 with venv, curl, and Debian's Chromium with its WebDriver (the
+# JupyterHub tests drive a headless browser). Installs what is missing with
+# apt (as root), from the machine's configured Debian sources. Quick and
+# silent when all is here.
 set -euo pipefail
 missing=()
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "ensure-tools: please install: ${missing[*]}" >&2
@@ -16,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-tools: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # go.mod names the Go version; an older go fetches that toolchain itself
 # through the module proxy (GOTOOLCHAIN=auto).
