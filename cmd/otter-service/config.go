@@ -13,20 +13,22 @@ import (
 	"github.com/otter-service/otter-service/courseconfig"
 	"github.com/otter-service/otter-service/courseconfig/git"
 	"github.com/otter-service/otter-service/grading/docker"
+	"github.com/otter-service/otter-service/service/jupyterhub"
 )
 
 // config is everything the service reads from its environment, parsed once.
 // Names kept from the service this one replaces come first.
 type config struct {
-	Environment       string // ENVIRONMENT: prefix of the cloud store's collections
-	PostGrade         bool   // POST_GRADE: post grades to edX over LTI
-	EdXURL            string // EDX_URL
-	GCPProjectID      string // GCP_PROJECT_ID: use Cloud Firestore
-	Prefix            string // JUPYTERHUB_SERVICE_PREFIX
-	TestUser          string // TEST_USER: development identity, unauthenticated
-	Verbose           bool   // VERBOSE_LOGGING
-	LTIConsumerKey    string // LTI_CONSUMER_KEY
-	LTIConsumerSecret string // LTI_CONSUMER_SECRET
+	Environment       string             // ENVIRONMENT: prefix of the cloud store's collections
+	PostGrade         bool               // POST_GRADE: post grades to edX over LTI
+	EdXURL            string             // EDX_URL
+	GCPProjectID      string             // GCP_PROJECT_ID: use Cloud Firestore
+	Prefix            string             // JUPYTERHUB_SERVICE_PREFIX
+	TestUser          string             // TEST_USER: development identity, unauthenticated
+	Hub               *jupyterhub.Config // JUPYTERHUB_API_URL and the rest: authenticate through JupyterHub
+	Verbose           bool               // VERBOSE_LOGGING
+	LTIConsumerKey    string             // LTI_CONSUMER_KEY
+	LTIConsumerSecret string             // LTI_CONSUMER_SECRET
 
 	Listen        string              // OTTER_LISTEN: address to serve on
 	DataDir       string              // OTTER_DATA_DIR: database and job directories
@@ -93,6 +95,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	}
 	c.Database = p.str("OTTER_DATABASE", filepath.Join(c.DataDir, "otter.db"))
 	c.Courses = p.courses("OTTER_COURSE_REPOS")
+	c.Hub = p.hub(c.Prefix, c.TestUser)
 
 	if !strings.HasPrefix(c.Prefix, "/") {
 		p.fail("JUPYTERHUB_SERVICE_PREFIX must start with /, got %q", c.Prefix)

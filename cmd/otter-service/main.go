@@ -26,6 +26,7 @@ import (
 	"github.com/otter-service/otter-service/service"
 	"github.com/otter-service/otter-service/service/firestore"
 	"github.com/otter-service/otter-service/service/httpapi"
+	"github.com/otter-service/otter-service/service/jupyterhub"
 	"github.com/otter-service/otter-service/service/sqlite"
 )
 
@@ -98,7 +99,14 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer store.Close()
 
 	var auth httpapi.Authenticator = httpapi.NoIdentity{}
-	if cfg.TestUser != "" {
+	if cfg.Hub != nil {
+		hub, err := jupyterhub.New(*cfg.Hub)
+		if err != nil {
+			return err
+		}
+		auth = hub
+		log.Info("authentication: JupyterHub", "api", cfg.Hub.APIURL, "service", cfg.Hub.ServiceName, "staff_group", cfg.Hub.StaffGroup)
+	} else if cfg.TestUser != "" {
 		auth = httpapi.DevIdentity{User: cfg.TestUser}
 		log.Warn("UNAUTHENTICATED DEVELOPMENT MODE: every request is attributed to TEST_USER; never let students reach this service",
 			"test_user", cfg.TestUser)
