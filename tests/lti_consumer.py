@@ -34,7 +34,6 @@ import http.server
 import json
 import math
 import re
-import sys
 import threading
 import time
 import urllib.parse

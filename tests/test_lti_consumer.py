@@ -5,6 +5,7 @@ signed here with oauthlib's client, then tampered with."""
 import base64
 import hashlib
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 import requests
@@ -44,8 +45,6 @@ def post(url, body, headers, timeout=10):
 
 
 def code_major(text):
-    import xml.etree.ElementTree as ET
-
     try:
         root = ET.fromstring(text)
     except ET.ParseError:
