@@ -14,10 +14,13 @@
 // the old design suggested, cannot be obtained from the Go module proxy; and
 // the maintained OAuth 1 client libraries (github.com/dghubble/oauth1,
 // github.com/gomodule/oauth1) build the Authorization header from a fixed
-// set of protocol parameters, so oauth_body_hash can neither be signed nor
-// sent with them. The signer is small, follows RFC 5849 section 3 step by
-// step, and its tests check it against vectors made by an independent
-// implementation (Python's oauthlib; see testdata/gen_vectors.py).
+// set of protocol parameters, so oauth_body_hash cannot be sent with them
+// (gomodule/oauth1 would sign it as an extra request parameter, then leave it
+// out of the header). The signer is small, follows RFC 5849 section 3 step
+// by step, and its tests check it against vectors made by an independent
+// implementation (Python's oauthlib; see testdata/gen_vectors.py) and
+// against the oauthlib-based consumer of the integration suite
+// (tests/lti_consumer.py).
 //
 // Consumer secrets never appear in errors or in the String, GoString or
 // slog forms of Credentials.
