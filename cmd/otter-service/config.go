@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -51,6 +53,7 @@ type config struct {
 	MaxAttempts   int                 // OTTER_MAX_ATTEMPTS
 	ShutdownGrace time.Duration       // OTTER_SHUTDOWN_GRACE
 	MinRefresh    time.Duration       // OTTER_REPO_MIN_REFRESH
+	Refresh       time.Duration       // OTTER_REPO_REFRESH: background fetch period
 }
 
 // loadConfig reads the configuration from getenv and reports every problem
@@ -91,7 +94,8 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		Lease:         p.duration("OTTER_LEASE", time.Minute),
 		MaxAttempts:   p.integer("OTTER_MAX_ATTEMPTS", 3, 1, 100),
 		ShutdownGrace: p.duration("OTTER_SHUTDOWN_GRACE", 30*time.Second),
-		MinRefresh:    p.duration("OTTER_REPO_MIN_REFRESH", 10*time.Second),
+		MinRefresh:    p.duration("OTTER_REPO_MIN_REFRESH", git.DefaultMinRefresh),
+		Refresh:       p.duration("OTTER_REPO_REFRESH", git.DefaultInterval),
 	}
 	c.Database = p.str("OTTER_DATABASE", filepath.Join(c.DataDir, "otter.db"))
 	c.Courses = p.courses("OTTER_COURSE_REPOS")
@@ -116,6 +120,9 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	}
 	if c.Lease < 3*time.Second {
 		p.fail("OTTER_LEASE must be at least 3s, got %s", c.Lease)
+	}
+	if c.Refresh < time.Second {
+		p.fail("OTTER_REPO_REFRESH must be at least 1s, got %s", c.Refresh)
 	}
 	if c.Timeout <= 0 {
 		p.fail("OTTER_GRADING_TIMEOUT must be positive, got %s", c.Timeout)
@@ -212,7 +219,9 @@ func (p *envParser) duration(name string, def time.Duration) time.Duration {
 }
 
 // courses parses "course=repository[#branch],..." where repository is a
-// local path or a file:// URL.
+// local path, a file://, https:// (http:// on loopback only when a secret
+// would be sent) or ssh:// URL, or an scp-like user@host:path, and gives
+// each repository its credentials (see credentials).
 func (p *envParser) courses(name string) map[string]git.Repo {
 	v := strings.TrimSpace(p.getenv(name))
 	if v == "" {
@@ -220,29 +229,205 @@ func (p *envParser) courses(name string) map[string]git.Repo {
 		return nil
 	}
 	out := map[string]git.Repo{}
+	apps := map[string]*git.GitHubApp{}
 	for _, item := range strings.Split(v, ",") {
 		course, repo, ok := strings.Cut(strings.TrimSpace(item), "=")
 		if !ok || repo == "" {
-			p.fail("%s: %q is not course=repository", name, item)
+			p.fail("%s: %q is not course=repository", name, redactItem(item))
 			continue
 		}
 		if err := courseconfig.CheckName(course); err != nil {
 			p.fail("%s: course %q: %v", name, course, err)
 			continue
 		}
-		url, branch, _ := strings.Cut(repo, "#")
-		if !strings.HasPrefix(url, "file://") && !filepath.IsAbs(url) {
-			abs, err := filepath.Abs(url)
-			if err != nil {
-				p.fail("%s: course %q: %v", name, course, err)
-				continue
+		rawURL, branch, _ := strings.Cut(repo, "#")
+		kind := repoKind(rawURL)
+		switch kind {
+		case "local":
+			if !filepath.IsAbs(rawURL) {
+				abs, err := filepath.Abs(rawURL)
+				if err != nil {
+					p.fail("%s: course %q: %v", name, course, err)
+					continue
+				}
+				rawURL = abs
 			}
-			url = abs
+		case "http", "https", "ssh":
+			if u, err := url.Parse(rawURL); err == nil && u.User != nil {
+				if _, hasPassword := u.User.Password(); hasPassword {
+					p.fail("%s: course %q: the URL holds a password; give credentials with OTTER_GIT_TOKEN_FILE and the like instead", name, course)
+					continue
+				}
+			}
 		}
 		if _, dup := out[course]; dup {
 			p.fail("%s: course %q is listed twice", name, course)
 		}
-		out[course] = git.Repo{URL: url, Branch: branch}
+		r := git.Repo{URL: rawURL, Branch: branch}
+		r.Auth = p.credentials(course, kind, rawURL, apps)
+		out[course] = r
 	}
 	return out
+}
+
+// repoKind tells how a repository is reached: local, http, https or ssh.
+func repoKind(u string) string {
+	switch {
+	case strings.HasPrefix(u, "file://"):
+		return "local"
+	case strings.HasPrefix(u, "https://"):
+		return "https"
+	case strings.HasPrefix(u, "http://"):
+		return "http"
+	case strings.HasPrefix(u, "ssh://"), strings.HasPrefix(u, "git+ssh://"):
+		return "ssh"
+	case !strings.HasPrefix(u, "/") && !strings.HasPrefix(u, ".") && strings.Contains(u, "@") && strings.Contains(u, ":"):
+		return "ssh" // user@host:path
+	}
+	return "local"
+}
+
+// redactItem hides what follows the scheme in a malformed entry, which may
+// hold a credential.
+func redactItem(s string) string {
+	if i := strings.Index(s, "@"); i >= 0 {
+		return "…" + s[i:]
+	}
+	return s
+}
+
+// credentials returns a course's repository credentials, from environment
+// variables whose names end in _<COURSE> (the course name in upper case,
+// other characters than letters and digits as _) for that course alone, or
+// without the suffix for every course. Each secret may be given in the
+// variable itself or, with _FILE appended, in a file (a Kubernetes secret).
+//
+//	https://, http://  OTTER_GITHUB_APP_ID + OTTER_GITHUB_APP_INSTALLATION_ID +
+//	                   OTTER_GITHUB_APP_PRIVATE_KEY[_FILE] (+ OTTER_GITHUB_API_URL),
+//	                   or OTTER_GIT_TOKEN[_FILE] (+ OTTER_GIT_USERNAME), or nothing
+//	ssh, user@host:    OTTER_GIT_SSH_KEY[_FILE] (+ OTTER_GIT_SSH_KEY_PASSPHRASE[_FILE],
+//	                   OTTER_GIT_SSH_KNOWN_HOSTS, OTTER_GIT_SSH_USER)
+//
+// Problems are reported by variable name; no secret ever appears in them.
+func (p *envParser) credentials(course, kind, rawURL string, apps map[string]*git.GitHubApp) git.Auth {
+	suffix := envSuffix(course)
+	get := func(base string) (value, from string) {
+		for _, n := range []string{base + "_" + suffix, base} {
+			if v := strings.TrimSpace(p.getenv(n)); v != "" {
+				return v, n
+			}
+		}
+		return "", ""
+	}
+	secret := func(base string) (value, from string) {
+		for _, n := range []string{base + "_" + suffix, base} {
+			v, f := p.getenv(n), strings.TrimSpace(p.getenv(n+"_FILE"))
+			switch {
+			case v != "" && f != "":
+				p.fail("%s and %s_FILE are both set; set one", n, n)
+				return "", n
+			case v != "":
+				return v, n
+			case f != "":
+				data, err := os.ReadFile(f)
+				if err != nil {
+					p.fail("%s_FILE: %v", n, err)
+					return "", n + "_FILE"
+				}
+				return string(data), n + "_FILE"
+			}
+		}
+		return "", ""
+	}
+	switch kind {
+	case "http", "https":
+		appID, appFrom := get("OTTER_GITHUB_APP_ID")
+		tok, tokFrom := secret("OTTER_GIT_TOKEN")
+		if appID != "" && tok != "" {
+			p.fail("course %q: both %s and %s are set; a repository uses one kind of credentials", course, appFrom, tokFrom)
+			return nil
+		}
+		if (appID != "" || tok != "") && kind == "http" && !loopbackURL(rawURL) {
+			p.fail("course %q: credentials would be sent in the clear to %s; use https://", course, redactItem(rawURL))
+			return nil
+		}
+		if appID != "" {
+			inst, _ := get("OTTER_GITHUB_APP_INSTALLATION_ID")
+			keyPEM, keyFrom := secret("OTTER_GITHUB_APP_PRIVATE_KEY")
+			api, _ := get("OTTER_GITHUB_API_URL")
+			if inst == "" {
+				p.fail("course %q: %s is set but OTTER_GITHUB_APP_INSTALLATION_ID is not", course, appFrom)
+			}
+			if keyPEM == "" && keyFrom == "" {
+				p.fail("course %q: %s is set but OTTER_GITHUB_APP_PRIVATE_KEY_FILE is not", course, appFrom)
+			}
+			if inst == "" || keyPEM == "" {
+				return nil
+			}
+			id := appID + "\x00" + inst + "\x00" + api + "\x00" + keyPEM
+			if app, ok := apps[id]; ok {
+				return app // one installation token for every course sharing the App
+			}
+			key, err := git.ParseRSAPrivateKey([]byte(keyPEM))
+			if err != nil {
+				p.fail("%s: %v", keyFrom, err)
+				return nil
+			}
+			app := &git.GitHubApp{AppID: appID, InstallationID: inst, PrivateKey: key, APIURL: api}
+			apps[id] = app
+			return app
+		}
+		if tok != "" {
+			user, _ := get("OTTER_GIT_USERNAME")
+			return git.Token{Username: user, Token: strings.TrimSpace(tok)}
+		}
+	case "ssh":
+		key, keyFrom := secret("OTTER_GIT_SSH_KEY")
+		if key == "" {
+			if keyFrom == "" {
+				p.fail("course %q: its repository is reached over SSH: set OTTER_GIT_SSH_KEY_FILE (or OTTER_GIT_SSH_KEY_%s_FILE) to a deploy key", course, suffix)
+			}
+			return nil
+		}
+		pass, _ := secret("OTTER_GIT_SSH_KEY_PASSPHRASE")
+		user, _ := get("OTTER_GIT_SSH_USER")
+		var known []string
+		if kh, _ := get("OTTER_GIT_SSH_KNOWN_HOSTS"); kh != "" {
+			known = []string{kh}
+		}
+		k, err := git.NewSSHKey(user, []byte(key), strings.TrimRight(pass, "\r\n"), known...)
+		if err != nil {
+			p.fail("%s: %v", keyFrom, err)
+			return nil
+		}
+		return k
+	}
+	return nil
+}
+
+// envSuffix turns a course name into the suffix of its own variables: upper
+// case, with every character other than a letter or digit as _.
+func envSuffix(course string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, course)
+}
+
+// loopbackURL reports whether an http:// URL points at this machine.
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }

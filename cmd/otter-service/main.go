@@ -1,7 +1,8 @@
 // Command otter-service grades Jupyter notebooks submitted from JupyterHub
 // with otter-grader.
 //
-//	otter-service [serve]   run the service (configured by environment variables; see README.md)
+//	otter-service [serve]                     run the service (configured by environment variables; see README.md)
+//	otter-service check-course <repo or dir>  check a course repository's course-config.json and autograders
 package main
 
 import (
@@ -49,8 +50,10 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	switch cmd {
 	case "serve":
 		return serve(ctx, getenv, stderr)
+	case "check-course":
+		return checkCourse(ctx, args[1:], getenv, os.Stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stderr, "usage: otter-service [serve]\n\nserve  run the grading service (configuration: environment variables, see README.md)")
+		fmt.Fprintln(stderr, "usage: otter-service [serve | check-course <repository URL or directory>]\n\nserve         run the grading service (configuration: environment variables, see README.md)\ncheck-course  check a course repository's course-config.json and autograder zips")
 		return nil
 	default:
 		return fmt.Errorf("unknown command %q (try: otter-service help)", cmd)
@@ -114,7 +117,22 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		log.Warn("no authentication is configured and TEST_USER is not set: every submission will be refused with 401")
 	}
 
-	courses := git.New(cfg.Courses, cfg.MinRefresh)
+	// Course materials: cached clones under the data directory, used at once
+	// and fetched in the background until ctx ends.
+	courses := git.New(git.Options{
+		Courses:    cfg.Courses,
+		CacheDir:   filepath.Join(cfg.DataDir, "courses"),
+		Interval:   cfg.Refresh,
+		MinRefresh: cfg.MinRefresh,
+		Log:        log,
+	})
+	courses.Start(ctx)
+	defer courses.Wait()
+	for _, st := range courses.Status() {
+		if st.Available {
+			log.Info("course materials from the cache", "course", st.Course, "commit", st.Commit)
+		}
+	}
 	var runner grading.Runner = &local.Runner{Otter: cfg.Otter, WorkDir: jobs, Timeout: cfg.Timeout, MaxOutput: cfg.MaxOutput}
 	if cfg.Runner == "docker" {
 		dr, err := docker.New(cfg.Image, cfg.Instance, docker.Limits{
