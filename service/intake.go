@@ -20,24 +20,29 @@ type Identity struct {
 // Service accepts submissions and grades them. Build it with New; Run starts
 // the workers.
 type Service struct {
-	store   Store
-	courses Courses
-	runner  grading.Runner
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	wake    chan struct{}
+	store    Store
+	courses  Courses
+	runner   grading.Runner
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	wake     chan struct{}
+	postWake chan struct{}
 }
 
 // Config tunes the service. Zero values take the defaults noted.
 type Config struct {
-	Workers        int           // concurrent gradings; default 1
-	Lease          time.Duration // how long a claim lasts without renewal; default 1m
-	MaxAttempts    int           // claims before an interrupted submission fails; default 3
-	PollInterval   time.Duration // how often idle workers look for work; default 2s
-	ShutdownGrace  time.Duration // how long running gradings may finish after Run's context ends; default 30s
-	VerboseLogging bool          // also write info entries to the store's log
-	Now            func() time.Time
+	Workers         int           // concurrent gradings; default 1
+	Lease           time.Duration // how long a claim lasts without renewal; default 1m
+	MaxAttempts     int           // claims before an interrupted submission fails; default 3
+	PollInterval    time.Duration // how often idle workers look for work; default 2s
+	ShutdownGrace   time.Duration // how long running gradings may finish after Run's context ends; default 30s
+	VerboseLogging  bool          // also write info entries to the store's log
+	Poster          Poster        // posts grades to the gradebook; nil: posting is disabled
+	PostRetryPeriod time.Duration // how long a post is retried after grading; default 6h
+	PostBackoffBase time.Duration // the first retry's delay; default 30s
+	PostBackoffMax  time.Duration // the longest delay between retries; default 30m
+	Now             func() time.Time
 }
 
 // New returns a Service.
@@ -54,6 +59,15 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 2 * time.Second
 	}
+	if cfg.PostRetryPeriod <= 0 {
+		cfg.PostRetryPeriod = 6 * time.Hour
+	}
+	if cfg.PostBackoffBase <= 0 {
+		cfg.PostBackoffBase = 30 * time.Second
+	}
+	if cfg.PostBackoffMax <= 0 {
+		cfg.PostBackoffMax = 30 * time.Minute
+	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 30 * time.Second
 	}
@@ -61,7 +75,7 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, courses: courses, runner: runner, cfg: cfg, log: log, now: now, wake: make(chan struct{}, 1)}
+	return &Service{store: store, courses: courses, runner: runner, cfg: cfg, log: log, now: now, wake: make(chan struct{}, 1), postWake: make(chan struct{}, 1)}
 }
 
 // Submit validates a submission body (the Submit button's {"nb": ...} or a

@@ -46,6 +46,30 @@ type Submission struct {
 
 	// Set when Status is StatusFailed.
 	Failure *Failure
+
+	// Posting the grade to the course's gradebook; set once graded.
+	Post Post
+}
+
+// PostStatus is where posting a submission's grade to the gradebook is.
+type PostStatus string
+
+const (
+	PostNone       PostStatus = ""           // not graded (yet)
+	PostDisabled   PostStatus = "disabled"   // posting is off (POST_GRADE=false): recorded, not posted
+	PostPending    PostStatus = "pending"    // to be posted; retried until the retry period ends
+	PostPosted     PostStatus = "posted"     // the gradebook accepted it
+	PostFailed     PostStatus = "failed"     // the gradebook refused it, or the retry period ended
+	PostSuperseded PostStatus = "superseded" // a newer submission's grade is posted instead
+)
+
+// Post is the state of posting one submission's grade.
+type Post struct {
+	Status    PostStatus
+	Attempts  int
+	LastError string    // the last attempt's error, for students and staff
+	NextAt    time.Time // pending: when the next attempt is due
+	PostedAt  time.Time // posted: when
 }
 
 // Question is one test's outcome as shown to the student.

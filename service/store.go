@@ -52,6 +52,18 @@ type Store interface {
 	// Returns ECONFLICT if l is no longer the submission's current lease.
 	Finish(ctx context.Context, id string, l *Lease, out Outcome) error
 
+	// ClaimPost gives the caller a lease until now+ttl on the graded
+	// submission whose post is pending and due at or before now (the
+	// earliest due first, a lease that expired counting as due) and counts
+	// the attempt in Post.Attempts. It returns (nil, nil) when none is due.
+	ClaimPost(ctx context.Context, now time.Time, ttl time.Duration) (*Submission, *Lease, error)
+
+	// FinishPost records the outcome of a post attempt: p.Status PostPending
+	// with p.NextAt for a retry, or PostPosted, PostFailed or PostSuperseded.
+	// p.Attempts is ignored (the store counts them).
+	// Returns ECONFLICT if l is no longer the submission's current post lease.
+	FinishPost(ctx context.Context, id string, l *Lease, p Post) error
+
 	// Grades returns the grade records matching f, oldest first.
 	Grades(ctx context.Context, f GradeFilter) ([]Grade, error)
 
@@ -83,7 +95,8 @@ type Store interface {
 
 // Outcome is what grading produced.
 type Outcome struct {
-	Status     Status // StatusGraded or StatusFailed
+	Status     Status     // StatusGraded or StatusFailed
+	Post       PostStatus // StatusGraded: PostPending (due at FinishedAt) or PostDisabled
 	Grade      float64
 	Questions  []Question
 	Failure    *Failure

@@ -26,6 +26,13 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}()
 	var wg sync.WaitGroup
+	if s.cfg.Poster != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.postLoop(ctx)
+		}()
+	}
 	for i := 0; i < s.cfg.Workers; i++ {
 		wg.Add(1)
 		go func() {
@@ -111,7 +118,10 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 	var ferr *failedError
 	switch gerr, isGradingErr := grading.AsError(err); {
 	case err == nil:
-		out = Outcome{Status: StatusGraded, Grade: res.Grade, Questions: questions(res)}
+		out = Outcome{Status: StatusGraded, Grade: res.Grade, Questions: questions(res), Post: PostDisabled}
+		if s.cfg.Poster != nil {
+			out.Post = PostPending
+		}
 		log.Info("graded", "grade", res.Grade, "seconds", s.now().Sub(started).Seconds())
 		s.record(ctx, sub, LogInfo, fmt.Sprintf("graded: %.4f", res.Grade), "")
 	case isGradingErr:
@@ -132,9 +142,17 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 			log.Warn("lease lost while grading; another worker has the submission")
 			return true
 		}
-		log.Error("grading interrupted; returning the submission to the queue", "err", err)
-		if ctx.Err() == nil {
-			s.record(ctx, sub, LogError, "grading interrupted: "+ErrorMessage(err), err.Error())
+		if ErrorCode(err) == EUNAVAILABLE {
+			// A dependency is down (the course's repository has never been
+			// read, the store): the submission waits in the queue, without
+			// losing an attempt, until it is back; not logged in its record
+			// at every retry.
+			log.Warn("cannot grade now; returning the submission to the queue", "reason", ErrorMessage(err))
+		} else {
+			log.Error("grading interrupted; returning the submission to the queue", "err", err)
+			if ctx.Err() == nil {
+				s.record(ctx, sub, LogError, "grading interrupted: "+ErrorMessage(err), err.Error())
+			}
 		}
 		if rerr := s.store.Release(context.WithoutCancel(ctx), sub.ID, lease); rerr != nil {
 			log.Error("cannot return the submission to the queue; it will be retried when its lease expires", "err", rerr)
@@ -213,6 +231,12 @@ func (s *Service) finish(ctx context.Context, sub *Submission, lease *Lease, out
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
 		err := s.store.Finish(ctx, sub.ID, lease, out)
 		if err == nil {
+			if out.Post == PostPending {
+				select {
+				case s.postWake <- struct{}{}:
+				default:
+				}
+			}
 			return
 		}
 		if ErrorCode(err) == ECONFLICT || s.now().Add(delay).After(deadline) {

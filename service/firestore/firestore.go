@@ -84,6 +84,12 @@ type submissionDoc struct {
 	Questions      []service.Question `firestore:"questions"`
 	FailureCode    string             `firestore:"failure_code"`
 	FailureMessage string             `firestore:"failure_message"`
+	PostStatus     string             `firestore:"post_status"`
+	PostAttempts   int                `firestore:"post_attempts"` // also the post claims made so far
+	PostError      string             `firestore:"post_error"`
+	PostNext       int64              `firestore:"post_next_us"`
+	PostedAt       *time.Time         `firestore:"posted_at"`
+	PostToken      string             `firestore:"post_token"`
 }
 
 func (d *submissionDoc) submission(id string) *service.Submission {
@@ -100,6 +106,13 @@ func (d *submissionDoc) submission(id string) *service.Submission {
 	}
 	if d.Grade != nil {
 		sub.Grade = *d.Grade
+	}
+	sub.Post = service.Post{Status: service.PostStatus(d.PostStatus), Attempts: d.PostAttempts, LastError: d.PostError}
+	if d.PostNext != 0 {
+		sub.Post.NextAt = time.UnixMicro(d.PostNext).UTC()
+	}
+	if d.PostedAt != nil {
+		sub.Post.PostedAt = d.PostedAt.UTC()
 	}
 	if d.FailureCode != "" {
 		sub.Failure = &service.Failure{Code: d.FailureCode, Message: d.FailureMessage}
@@ -364,6 +377,12 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 		}
 		if out.Status == service.StatusGraded {
 			updates = append(updates, firestore.Update{Path: "grade", Value: out.Grade}, firestore.Update{Path: "questions", Value: out.Questions})
+			if d.PostStatus == "" { // a retried Finish leaves the post as it is
+				updates = append(updates, firestore.Update{Path: "post_status", Value: string(out.Post)})
+				if out.Post == service.PostPending {
+					updates = append(updates, firestore.Update{Path: "post_next_us", Value: finished.UnixMicro()})
+				}
+			}
 		} else if out.Failure != nil {
 			updates = append(updates, firestore.Update{Path: "failure_code", Value: out.Failure.Code}, firestore.Update{Path: "failure_message", Value: out.Failure.Message})
 		}
@@ -379,6 +398,77 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 			"section": d.Section, "assignment": d.Assignment, "timestamp": finished,
 		})
 	})
+}
+
+// ClaimPost implements service.Store. Like Claim, it takes a post by
+// creating the lease document of its next attempt ({id}-post-{n}), which
+// exactly one replica can do.
+func (s *Store) ClaimPost(ctx context.Context, now time.Time, ttl time.Duration) (*service.Submission, *service.Lease, error) {
+	snaps, err := s.submissions.Where("post_status", "==", string(service.PostPending)).
+		Where("post_next_us", "<=", now.UnixMicro()).OrderBy("post_next_us", firestore.Asc).Limit(8).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, nil, mapError(err)
+	}
+	for _, snap := range snaps {
+		var d submissionDoc
+		if err := snap.DataTo(&d); err != nil {
+			return nil, nil, fmt.Errorf("firestore: submission %s: %w", snap.Ref.ID, err)
+		}
+		lease := &service.Lease{Token: service.NewID(), Expires: now.Add(ttl).UTC()}
+		n := d.PostAttempts + 1
+		_, err := s.leases.Doc(fmt.Sprintf("%s-post-%d", snap.Ref.ID, n)).Create(ctx, map[string]any{
+			"submission_id": snap.Ref.ID, "post_attempt": n, "token": lease.Token, "created": now,
+		})
+		if status.Code(err) == codes.AlreadyExists {
+			continue // another replica took it
+		}
+		if err != nil {
+			return nil, nil, mapError(err)
+		}
+		// The lease's expiry is also when the post is due again, should
+		// this attempt never finish.
+		_, err = snap.Ref.Update(ctx, []firestore.Update{
+			{Path: "post_attempts", Value: n},
+			{Path: "post_token", Value: lease.Token},
+			{Path: "post_next_us", Value: lease.Expires.UnixMicro()},
+		})
+		if err != nil {
+			return nil, nil, mapError(err)
+		}
+		d.PostAttempts, d.PostToken, d.PostNext = n, lease.Token, lease.Expires.UnixMicro()
+		return d.submission(snap.Ref.ID), lease, nil
+	}
+	return nil, nil, nil
+}
+
+// FinishPost implements service.Store.
+func (s *Store) FinishPost(ctx context.Context, id string, l *service.Lease, p service.Post) error {
+	ref := s.submissions.Doc(id)
+	return mapError(s.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		var d submissionDoc
+		if err := snap.DataTo(&d); err != nil {
+			return err
+		}
+		if d.PostToken != l.Token || d.PostStatus != string(service.PostPending) {
+			return service.Errorf(service.ECONFLICT, "The post of submission %q is no longer held by this worker.", id)
+		}
+		updates := []firestore.Update{
+			{Path: "post_status", Value: string(p.Status)},
+			{Path: "post_error", Value: p.LastError},
+			{Path: "post_next_us", Value: 0},
+		}
+		if p.Status == service.PostPending {
+			updates[2].Value = p.NextAt.UnixMicro()
+		}
+		if p.Status == service.PostPosted {
+			updates = append(updates, firestore.Update{Path: "posted_at", Value: p.PostedAt.UTC()})
+		}
+		return tx.Update(ref, updates)
+	}))
 }
 
 // Grades implements service.Store.

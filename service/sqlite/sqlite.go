@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +67,13 @@ CREATE TABLE IF NOT EXISTS submissions (
 	grade         REAL,
 	questions     TEXT,
 	failure_code  TEXT,
-	failure_msg   TEXT
+	failure_msg   TEXT,
+	post_status   TEXT,
+	post_attempts INTEGER NOT NULL DEFAULT 0,
+	post_error    TEXT,
+	post_next_at  INTEGER,
+	posted_at     INTEGER,
+	post_token    TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_queued ON submissions(seq) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS submissions_leased ON submissions(lease_expires) WHERE status = 'grading';
@@ -124,6 +131,10 @@ func Open(path string) (*Store, error) {
 	if _, err := w.Exec(schema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("creating the schema in %s: %w", path, err)
+	}
+	if err := migrate(w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("updating the schema in %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
@@ -269,8 +280,38 @@ func (s *Store) insert(batch []*createReq) error {
 	}))
 }
 
+// migrate brings a database made by an earlier version up to the schema.
+func migrate(db *sql.DB) error {
+	have := map[string]bool{}
+	rows, err := db.Query(`SELECT name FROM pragma_table_info('submissions')`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		have[name] = true
+	}
+	rows.Close()
+	for _, col := range []string{"post_status TEXT", "post_attempts INTEGER NOT NULL DEFAULT 0", "post_error TEXT",
+		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT"} {
+		name, _, _ := strings.Cut(col, " ")
+		if !have[name] {
+			if _, err := db.Exec(`ALTER TABLE submissions ADD COLUMN ` + col); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = db.Exec(`CREATE INDEX IF NOT EXISTS submissions_post_due ON submissions(post_next_at) WHERE post_status = 'pending'`)
+	return err
+}
+
 const submissionColumns = `id, user, course, section, assignment, status, received_at, started_at,
-	finished_at, attempts, grade, questions, failure_code, failure_msg`
+	finished_at, attempts, grade, questions, failure_code, failure_msg,
+	post_status, post_attempts, post_error, post_next_at, posted_at`
 
 func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, error) {
 	var (
@@ -279,11 +320,22 @@ func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, e
 		started, finished          sql.NullInt64
 		grade                      sql.NullFloat64
 		questions, fcode, fmessage sql.NullString
+		pstatus, perror            sql.NullString
+		pnext, posted              sql.NullInt64
 	)
 	err := row.Scan(&sub.ID, &sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &sub.Status,
-		&received, &started, &finished, &sub.Attempts, &grade, &questions, &fcode, &fmessage)
+		&received, &started, &finished, &sub.Attempts, &grade, &questions, &fcode, &fmessage,
+		&pstatus, &sub.Post.Attempts, &perror, &pnext, &posted)
 	if err != nil {
 		return nil, err
+	}
+	sub.Post.Status = service.PostStatus(pstatus.String)
+	sub.Post.LastError = perror.String
+	if pnext.Valid {
+		sub.Post.NextAt = time.Unix(0, pnext.Int64).UTC()
+	}
+	if posted.Valid {
+		sub.Post.PostedAt = time.Unix(0, posted.Int64).UTC()
 	}
 	sub.ReceivedAt = time.Unix(0, received).UTC()
 	if started.Valid {
@@ -404,9 +456,13 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 	} else if out.Failure != nil {
 		fcode, fmsg = out.Failure.Code, out.Failure.Message
 	}
-	var grade any
+	var grade, post, postDue any
 	if out.Status == service.StatusGraded {
 		grade = out.Grade
+		post = string(out.Post)
+		if out.Post == service.PostPending {
+			postDue = out.FinishedAt.UnixNano()
+		}
 	}
 	return mapError(s.tx(ctx, func(tx *sql.Tx) error {
 		// The lease token stays on a finished submission, so a retried
@@ -415,10 +471,10 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 		var finished sql.NullInt64
 		err := tx.QueryRow(`UPDATE submissions
 			SET status = ?, grade = ?, questions = ?, failure_code = ?, failure_msg = ?, lease_expires = NULL,
-				finished_at = COALESCE(finished_at, ?)
+				finished_at = COALESCE(finished_at, ?), post_status = COALESCE(post_status, ?), post_next_at = COALESCE(post_next_at, ?)
 			WHERE id = ? AND lease_token = ? AND status IN ('grading', ?)
 			RETURNING user, course, section, assignment, finished_at`,
-			out.Status, grade, nullable(questions), fcode, fmsg, out.FinishedAt.UnixNano(), id, l.Token, out.Status).
+			out.Status, grade, nullable(questions), fcode, fmsg, out.FinishedAt.UnixNano(), post, postDue, id, l.Token, out.Status).
 			Scan(&sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &finished)
 		if errors.Is(err, sql.ErrNoRows) {
 			return service.Errorf(service.ECONFLICT, "Submission %q is no longer held by this worker.", id)
@@ -432,6 +488,50 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 			id, sub.User, out.Grade, sub.Course, sub.Section, sub.Assignment.Assignment, finished.Int64)
 		return err
 	}))
+}
+
+// ClaimPost implements service.Store.
+func (s *Store) ClaimPost(ctx context.Context, now time.Time, ttl time.Duration) (*service.Submission, *service.Lease, error) {
+	var sub *service.Submission
+	lease := &service.Lease{Token: service.NewID(), Expires: now.Add(ttl).UTC()}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var id string
+		err := tx.QueryRow(`SELECT id FROM submissions WHERE post_status = 'pending' AND post_next_at <= ?
+			ORDER BY post_next_at LIMIT 1`, now.UnixNano()).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		// The lease's expiry is also when the post is due again, should
+		// this attempt never finish.
+		sub, err = scanSubmission(tx.QueryRow(`UPDATE submissions
+			SET post_token = ?, post_next_at = ?, post_attempts = post_attempts + 1
+			WHERE id = ? RETURNING `+submissionColumns, lease.Token, lease.Expires.UnixNano(), id))
+		return err
+	})
+	if err != nil || sub == nil {
+		return nil, nil, mapError(err)
+	}
+	return sub, lease, nil
+}
+
+// FinishPost implements service.Store.
+func (s *Store) FinishPost(ctx context.Context, id string, l *service.Lease, p service.Post) error {
+	var next, posted any
+	if p.Status == service.PostPending {
+		next = p.NextAt.UnixNano()
+	}
+	if p.Status == service.PostPosted {
+		posted = p.PostedAt.UnixNano()
+	}
+	err := s.exec1(ctx, `UPDATE submissions SET post_status = ?, post_error = ?, post_next_at = ?, posted_at = ?
+		WHERE id = ? AND post_token = ? AND post_status = 'pending'`, string(p.Status), p.LastError, next, posted, id, l.Token)
+	if service.ErrorCode(err) == service.ECONFLICT {
+		return service.Errorf(service.ECONFLICT, "The post of submission %q is no longer held by this worker.", id)
+	}
+	return err
 }
 
 // Grades implements service.Store.

@@ -33,6 +33,8 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Logs", testLogs},
 		{"HeldBodies", testHeld},
+		{"GradePosts", testPosts},
+		{"DisabledPostsAreNeverClaimed", testPostsDisabled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -401,5 +403,92 @@ func testHeld(t *testing.T, s service.Store) {
 	}
 	if err := s.DropHeld(ctx, "k-none", t0); err != nil {
 		t.Fatalf("DropHeld of a key never held: %v", err)
+	}
+}
+
+// graded creates a submission and records it graded with the given post
+// status, finished at the given time.
+func graded(t *testing.T, s service.Store, i int, post service.PostStatus, finished time.Time) *service.Submission {
+	t.Helper()
+	sub := newSub(i, "alice")
+	create(t, s, sub, []byte("{}"))
+	got, l := claim(t, s, finished.Add(-time.Minute))
+	if got == nil || got.ID != sub.ID {
+		t.Fatalf("claimed %+v, want %s", got, sub.ID)
+	}
+	if err := s.Finish(context.Background(), sub.ID, l, service.Outcome{Status: service.StatusGraded, Grade: 0.5, Post: post, FinishedAt: finished}); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+func claimPost(t *testing.T, s service.Store, now time.Time) (*service.Submission, *service.Lease) {
+	t.Helper()
+	sub, l, err := s.ClaimPost(context.Background(), now, time.Minute)
+	if err != nil {
+		t.Fatalf("ClaimPost: %v", err)
+	}
+	return sub, l
+}
+
+func testPosts(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	done := t0.Add(time.Hour)
+	sub := graded(t, s, 0, service.PostPending, done)
+	if got, _ := s.Submission(ctx, sub.ID); got.Post.Status != service.PostPending || got.Post.Attempts != 0 {
+		t.Fatalf("after grading: post %+v, want pending", got.Post)
+	}
+	if p, _ := claimPost(t, s, done.Add(-time.Second)); p != nil {
+		t.Fatalf("claimed a post before it was due: %+v", p)
+	}
+	p, l1 := claimPost(t, s, done)
+	if p == nil || p.ID != sub.ID || p.Post.Attempts != 1 || p.User != "alice" || p.Grade != 0.5 || p.Assignment != sub.Assignment {
+		t.Fatalf("ClaimPost = %+v, want %s with attempt 1", p, sub.ID)
+	}
+	if p, _ := claimPost(t, s, done.Add(30*time.Second)); p != nil {
+		t.Fatalf("claimed a post another worker holds: %+v", p)
+	}
+	retry := service.Post{Status: service.PostPending, LastError: "edX answered 503", NextAt: done.Add(5 * time.Minute)}
+	if err := s.FinishPost(ctx, sub.ID, l1, retry); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Submission(ctx, sub.ID)
+	if got.Post.Status != service.PostPending || got.Post.LastError != "edX answered 503" || !got.Post.NextAt.Equal(retry.NextAt) || got.Post.Attempts != 1 {
+		t.Fatalf("after a failed attempt: post %+v", got.Post)
+	}
+	if p, _ := claimPost(t, s, done.Add(4*time.Minute)); p != nil {
+		t.Fatalf("claimed a post before its retry was due: %+v", p)
+	}
+	// An attempt that never finishes (its worker died) is due again when
+	// its lease expires; the dead worker's lease is then worthless.
+	_, l2 := claimPost(t, s, done.Add(5*time.Minute))
+	p, l3 := claimPost(t, s, done.Add(6*time.Minute))
+	if p == nil || p.ID != sub.ID || p.Post.Attempts != 3 {
+		t.Fatalf("after an abandoned attempt: ClaimPost = %+v, want attempt 3", p)
+	}
+	wantCode(t, "FinishPost with an expired lease", s.FinishPost(ctx, sub.ID, l2, service.Post{Status: service.PostPosted, PostedAt: done}), service.ECONFLICT)
+	posted := done.Add(6*time.Minute + time.Second)
+	if err := s.FinishPost(ctx, sub.ID, l3, service.Post{Status: service.PostPosted, PostedAt: posted}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Submission(ctx, sub.ID)
+	if got.Post.Status != service.PostPosted || !got.Post.PostedAt.Equal(posted) || got.Post.Attempts != 3 {
+		t.Fatalf("after posting: post %+v", got.Post)
+	}
+	wantCode(t, "FinishPost after the post was finished", s.FinishPost(ctx, sub.ID, l3, service.Post{Status: service.PostFailed}), service.ECONFLICT)
+	if p, _ := claimPost(t, s, done.Add(24*time.Hour)); p != nil {
+		t.Fatalf("claimed a posted grade: %+v", p)
+	}
+}
+
+func testPostsDisabled(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	sub := graded(t, s, 0, service.PostDisabled, t0.Add(time.Hour))
+	if p, _ := claimPost(t, s, t0.Add(48*time.Hour)); p != nil {
+		t.Fatalf("claimed a post with posting disabled: %+v", p)
+	}
+	got, _ := s.Submission(ctx, sub.ID)
+	if got.Post.Status != service.PostDisabled {
+		t.Fatalf("post %+v, want disabled", got.Post)
 	}
 }
