@@ -31,6 +31,7 @@ type config struct {
 	Verbose           bool               // VERBOSE_LOGGING
 	LTIConsumerKey    string             // LTI_CONSUMER_KEY
 	LTIConsumerSecret string             // LTI_CONSUMER_SECRET
+	Posting           *posting           // the rest of grade posting (lticonfig.go)
 
 	Listen        string              // OTTER_LISTEN: address to serve on
 	DataDir       string              // OTTER_DATA_DIR: database and job directories
@@ -110,9 +111,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	if c.Runner == "local" && c.Otter == "" {
 		p.fail("OTTER_COMMAND is not set and no otter executable was found in .venv/bin or PATH (run scripts/python-env.sh)")
 	}
-	if c.PostGrade {
-		p.fail("POST_GRADE=true: posting grades to edX is not available in this version; set POST_GRADE=false")
-	}
+	c.Posting = p.posting(c)
 	for name, f := range map[string]string{"OTTER_BUILD_PIP_CONF": c.Builds.PipConfig, "OTTER_BUILD_CA_CERT": c.Builds.CACert} {
 		if _, err := os.Stat(f); f != "" && err != nil {
 			p.fail("%s: %v", name, err)

@@ -24,7 +24,9 @@ import (
 	"github.com/otter-service/otter-service/grading"
 	"github.com/otter-service/otter-service/grading/docker"
 	"github.com/otter-service/otter-service/grading/local"
+	"github.com/otter-service/otter-service/lti"
 	"github.com/otter-service/otter-service/service"
+	"github.com/otter-service/otter-service/service/edx"
 	"github.com/otter-service/otter-service/service/firestore"
 	"github.com/otter-service/otter-service/service/httpapi"
 	"github.com/otter-service/otter-service/service/jupyterhub"
@@ -154,13 +156,27 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		runner = dr
 	}
-	svc := service.New(store, courses, runner, service.Config{
-		Workers:        cfg.Workers,
-		Lease:          cfg.Lease,
-		MaxAttempts:    cfg.MaxAttempts,
-		ShutdownGrace:  cfg.ShutdownGrace,
-		VerboseLogging: cfg.Verbose,
-	}, log)
+	svcCfg := service.Config{
+		Workers:         cfg.Workers,
+		Lease:           cfg.Lease,
+		MaxAttempts:     cfg.MaxAttempts,
+		ShutdownGrace:   cfg.ShutdownGrace,
+		VerboseLogging:  cfg.Verbose,
+		PostRetryPeriod: cfg.Posting.RetryPeriod,
+		PostBackoffBase: cfg.Posting.BackoffBase,
+	}
+	if cfg.PostGrade {
+		svcCfg.Poster = &edx.Poster{
+			EdXURL:      cfg.EdXURL,
+			Courses:     courses,
+			Credentials: edx.StaticCredentials(cfg.Posting.Default, cfg.Posting.PerCourse),
+			Client:      &lti.Client{Timeout: cfg.Posting.Timeout},
+		}
+		log.Info("grades are posted to edX", "edx_url", cfg.EdXURL, "retry_period", cfg.Posting.RetryPeriod)
+	} else {
+		log.Info("POST_GRADE is false: grades are recorded, not posted to edX")
+	}
+	svc := service.New(store, courses, runner, svcCfg, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -410,7 +410,17 @@ type statusResponse struct {
 	Grade         *float64           `json:"grade"`
 	Questions     []service.Question `json:"questions,omitempty"`
 	Error         *service.Failure   `json:"error,omitempty"`
+	Post          *postResponse      `json:"post,omitempty"`
 	Message       string             `json:"message"`
+}
+
+// postResponse is where posting the grade to edX is.
+type postResponse struct {
+	Status        service.PostStatus `json:"status"`
+	Attempts      int                `json:"attempts"`
+	LastError     string             `json:"last_error,omitempty"`
+	NextAttemptAt *time.Time         `json:"next_attempt_at,omitempty"`
+	PostedAt      *time.Time         `json:"posted_at,omitempty"`
 }
 
 func (a *api) status(c *gin.Context) error {
@@ -439,6 +449,24 @@ func (a *api) status(c *gin.Context) error {
 		g := st.Grade
 		resp.Grade = &g
 		resp.Message = "Your notebook has been graded."
+		if p := st.Post; p.Status != service.PostNone {
+			resp.Post = &postResponse{Status: p.Status, Attempts: p.Attempts, LastError: p.LastError, PostedAt: timePtr(p.PostedAt)}
+			if p.Status == service.PostPending {
+				resp.Post.NextAttemptAt = timePtr(p.NextAt)
+			}
+			switch p.Status {
+			case service.PostDisabled:
+				resp.Message += " The grade is recorded; it is not posted to edX (posting is disabled)."
+			case service.PostPending:
+				resp.Message += " The grade will be posted to edX shortly."
+			case service.PostPosted:
+				resp.Message += " The grade was posted to edX."
+			case service.PostFailed:
+				resp.Message += " The grade could not be posted to edX: " + p.LastError + " Tell your course staff."
+			case service.PostSuperseded:
+				resp.Message += " A newer submission's grade is posted to edX instead."
+			}
+		}
 	case service.StatusFailed:
 		resp.Message = "Your notebook could not be graded."
 		if st.Failure != nil {
