@@ -24,10 +24,11 @@ import (
 )
 
 // Server serves the repositories under Root over smart HTTP at
-// URL()+"/<name>" to clients presenting Token.
+// URL()+"/<name>" to clients presenting its token.
 type Server struct {
-	Root  string // directory whose subdirectories are the repositories
-	Token string // "" for no authentication
+	Root string // directory whose subdirectories are the repositories
+
+	token atomic.Pointer[string] // "" for no authentication
 
 	t        testing.TB
 	handler  http.Handler
@@ -52,7 +53,8 @@ func NewServer(t testing.TB, token string) *Server {
 	if _, err := os.Stat(backend); err != nil {
 		testenv.Missing(t, "git http-backend is not installed (%v)", err)
 	}
-	s := &Server{Root: t.TempDir(), Token: token, t: t}
+	s := &Server{Root: t.TempDir(), t: t}
+	s.SetToken(token)
 	cgiHandler := &cgi.Handler{
 		Path: backend,
 		Env: []string{
@@ -63,9 +65,9 @@ func NewServer(t testing.TB, token string) *Server {
 		},
 	}
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.Token != "" {
+		if token := *s.token.Load(); token != "" {
 			_, pass, ok := r.BasicAuth()
-			if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(s.Token)) != 1 {
+			if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(token)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
 				http.Error(w, "authentication required", http.StatusUnauthorized)
 				return
@@ -78,6 +80,9 @@ func NewServer(t testing.TB, token string) *Server {
 	t.Cleanup(s.Stop)
 	return s
 }
+
+// SetToken changes the token the server requires ("" for none).
+func (s *Server) SetToken(token string) { s.token.Store(&token) }
 
 // URL returns the base URL of the server; repository name is URL()+"/"+name.
 func (s *Server) URL() string {
