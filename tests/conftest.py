@@ -17,6 +17,9 @@ import uuid
 import pytest
 import requests
 
+# The `hub` fixture: a real JupyterHub in front of the service.
+pytest_plugins = ["hub_fixtures"]
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PREFIX = "/services/otter_grade/"
 SUBMISSIONS = ROOT / "examples" / "submissions"
@@ -98,7 +101,10 @@ def docker_runner_env():
     return {"OTTER_RUNNER": "docker", "OTTER_GRADING_IMAGE": image, "OTTER_INSTANCE": "pytest-" + uuid.uuid4().hex[:12]}
 
 
-def start_service(binary, tmp, extra_env):
+def start_service(binary, tmp, extra_env, test_user="student"):
+    """Starts the service; every request is the development user test_user
+    unless test_user is None (then the service must authenticate requests
+    itself, through JupyterHub when extra_env names one)."""
     otter = os.environ.get("OTTER_COMMAND") or str(ROOT / ".venv" / "bin" / "otter")
     if not os.path.exists(otter):
         missing("otter-grader is not installed in .venv (run make test)")
@@ -112,7 +118,7 @@ def start_service(binary, tmp, extra_env):
         "OTTER_COURSE_REPOS": f"8x={repo}",
         "OTTER_COMMAND": otter,
         "OTTER_WORKERS": "2",
-        "TEST_USER": "student",
+        **({"TEST_USER": test_user} if test_user else {}),
         **extra_env,
     }
     if env.get("OTTER_RUNNER") == "docker" and "DOCKER_HOST" in os.environ:
