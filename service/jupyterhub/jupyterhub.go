@@ -218,8 +218,10 @@ func (a *Auth) CheckSameOriginJSON(r *http.Request) error {
 }
 
 func (a *Auth) sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-		return false
+	// Sec-Fetch-Site is set by the browser alone (pages cannot set it);
+	// where it is absent (older browsers), Origin must name this origin.
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" {
