@@ -80,7 +80,11 @@ func checkCourse(ctx context.Context, args []string, getenv func(string) string,
 		name := r.Course + "/" + r.Section + "/" + r.Assignment
 		if r.Err != nil {
 			bad++
-			fmt.Fprintf(stdout, "FAIL  %-24s %s: %v\n", name, r.ZipPath, r.Err)
+			msg := r.Err.Error()
+			if !strings.Contains(msg, r.ZipPath) {
+				msg = r.ZipPath + ": " + msg
+			}
+			fmt.Fprintf(stdout, "FAIL  %-24s %s\n", name, msg)
 			continue
 		}
 		fmt.Fprintf(stdout, "ok    %-24s %s (%d test files)\n", name, r.ZipPath, r.Tests)
