@@ -86,13 +86,21 @@ type server struct {
 
 func newServer(t testing.TB, runner grading.Runner, auth httpapi.Authenticator) *server {
 	t.Helper()
+	return newServerWith(t, runner, auth, service.Config{})
+}
+
+// newServerWith is newServer with the service's configuration (workers,
+// poll interval and logger are set here).
+func newServerWith(t testing.TB, runner grading.Runner, auth httpapi.Authenticator, cfg service.Config) *server {
+	t.Helper()
 	dbPath := filepath.Join(t.TempDir(), "otter.db")
 	store, err := sqlite.Open(dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(store, newFakeCourses(t), runner, service.Config{Workers: 1, PollInterval: 20 * time.Millisecond}, log)
+	cfg.Workers, cfg.PollInterval = 1, 20*time.Millisecond
+	svc := service.New(store, newFakeCourses(t), runner, cfg, log)
 	srv := httptest.NewServer(httpapi.Handler(svc, auth, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
 	t.Cleanup(func() {
 		srv.Close()
