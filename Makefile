@@ -38,6 +38,7 @@ bench: setup grader-image
 	$(GO) test -run '^$$' -bench BenchmarkAcceptFirestore -benchtime 2000x ./service/httpapi/
 	$(GO) test -run '^$$' -bench 'BenchmarkOverhead' -benchtime 10x -count 3 ./grading/docker/
 	$(GO) test -run '^$$' -bench 'BenchmarkBurst' -benchtime 1x ./grading/docker/
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./courseconfig/git/
 
 # Regenerates the example course's zips and submissions with otter assign.
 examples: setup
