@@ -101,10 +101,11 @@ def docker_runner_env():
     return {"OTTER_RUNNER": "docker", "OTTER_GRADING_IMAGE": image, "OTTER_INSTANCE": "pytest-" + uuid.uuid4().hex[:12]}
 
 
-def start_service(binary, tmp, extra_env, test_user="student"):
-    """Starts the service; every request is the development user test_user
-    unless test_user is None (then the service must authenticate requests
-    itself, through JupyterHub when extra_env names one)."""
+def service_env(tmp, extra_env, test_user="student"):
+    """The service's environment, with the example course in a git repository
+    under tmp; every request is the development user test_user unless
+    test_user is None (then the service must authenticate requests itself,
+    through JupyterHub when extra_env names one)."""
     otter = os.environ.get("OTTER_COMMAND") or str(ROOT / ".venv" / "bin" / "otter")
     if not os.path.exists(otter):
         missing("otter-grader is not installed in .venv (run make test)")
@@ -123,6 +124,12 @@ def start_service(binary, tmp, extra_env, test_user="student"):
     }
     if env.get("OTTER_RUNNER") == "docker" and "DOCKER_HOST" in os.environ:
         env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+    return env
+
+
+def start_service(binary, tmp, extra_env, test_user="student"):
+    """Starts the service (see service_env) and waits until it listens."""
+    env = service_env(tmp, extra_env, test_user)
     proc = subprocess.Popen([str(binary), "serve"], env=env, stderr=subprocess.PIPE, text=True)
     log, found = [], threading.Event()
     addr = {}

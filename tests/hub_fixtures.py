@@ -8,9 +8,12 @@ The `hub` fixture starts, on loopback and free ports:
 2. a small HTTP server for the external service "page": an empty HTML page
    that the browser test loads from the Hub's origin;
 3. JupyterHub (from the test virtualenv) with tests/hub/jupyterhub_config.py,
-   which runs configurable-http-proxy from tests/hub/node_modules.
-Users' API tokens are made through the Hub's REST API with a token of the
-fixture's own service. Everything is stopped afterwards.
+   which registers the service with deployment/jupyterhub/external.py and runs
+   configurable-http-proxy from tests/hub/node_modules.
+The `managed_hub` fixture is the same with deployment/jupyterhub/managed.py:
+the Hub starts the service itself. Users' API tokens are made through the
+Hub's REST API with a token of the fixture's own service. Everything is
+stopped afterwards.
 
 The `chromium` fixture is a headless Debian Chromium driven by selenium with
 the system's chromedriver (selenium downloads nothing)."""
@@ -33,7 +36,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import PREFIX, ROOT, firestore_client, firestore_env, missing, start_service
+from conftest import PREFIX, ROOT, firestore_client, firestore_env, missing, service_env, start_service
 
 HUB_DIR = ROOT / "tests" / "hub"
 CHP = HUB_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -149,13 +152,14 @@ class Hub:
         return doc.to_dict() if doc.exists else None
 
 
-def _wait_http(url, what, proc, log, timeout=60):
+def _wait_http(url, what, proc, log, ok=(200,), timeout=60):
+    """Waits until url answers with a status in ok."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"{what} exited with {proc.returncode}:\n" + log.read_text()[-5000:])
         try:
-            if requests.get(url, timeout=2, allow_redirects=False).status_code < 500:
+            if requests.get(url, timeout=2, allow_redirects=False, headers={"Accept": "application/json"}).status_code in ok:
                 return
         except requests.RequestException:
             pass
@@ -178,36 +182,44 @@ def _stop(proc, timeout=20):
     proc.wait()
 
 
-@pytest.fixture(scope="session")
-def hub(binary, emulator, tmp_path_factory):
+def run_hub(binary, emulator, tmp, mode):
+    """Starts the service and a Hub as the module's docstring says; mode is
+    "external" or "managed". Yields a Hub."""
     jupyterhub = pathlib.Path(sys.executable).parent / "jupyterhub"
     if not jupyterhub.exists():
         missing("jupyterhub is not installed in the test virtualenv (make test installs it)")
     if not CHP.exists() or not shutil.which("node"):
         missing("configurable-http-proxy is not installed in tests/hub (make test installs it)")
 
-    tmp = tmp_path_factory.mktemp("hub")
     port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     hub_api = f"http://127.0.0.1:{hub_port}/hub/api"
     service_token, page_token, admin_token = (secrets.token_hex(32) for _ in range(3))
-
-    # 1. The service, before the Hub exists.
     environment = "pytesthub" + uuid.uuid4().hex[:10]
-    env = {
-        **firestore_env(emulator, environment),
-        "JUPYTERHUB_API_URL": hub_api,
-        "JUPYTERHUB_API_TOKEN": service_token,
-        "JUPYTERHUB_SERVICE_NAME": SERVICE_NAME,
-        "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
-        "JUPYTERHUB_CLIENT_ID": "service-" + SERVICE_NAME,
-        "JUPYTERHUB_OAUTH_CALLBACK_URL": PREFIX + "oauth_callback",
-        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([f"access:services!service={SERVICE_NAME}", "access:services"]),
-        "JUPYTERHUB_PUBLIC_URL": url + "/",
-        "JUPYTERHUB_BASE_URL": "/",
-        "OTTER_STAFF_GROUP": "staff",
-    }
-    service = start_service(binary, tmp / "otter", env, test_user=None)
+    store = {**firestore_env(emulator, environment), "OTTER_STAFF_GROUP": "staff"}
+    settings = {"mode": mode, "port": port, "hub_port": hub_port, "proxy_api_port": proxy_api_port, "password": PASSWORD}
+
+    # 1. The service: before the Hub exists, or (managed) as the Hub will start it.
+    service = None
+    if mode == "external":
+        env = {
+            **store,
+            "JUPYTERHUB_API_URL": hub_api,
+            "JUPYTERHUB_API_TOKEN": service_token,
+            "JUPYTERHUB_SERVICE_NAME": SERVICE_NAME,
+            "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
+            "JUPYTERHUB_CLIENT_ID": "service-" + SERVICE_NAME,
+            "JUPYTERHUB_OAUTH_CALLBACK_URL": PREFIX + "oauth_callback",
+            "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([f"access:services!service={SERVICE_NAME}", "access:services"]),
+            "JUPYTERHUB_PUBLIC_URL": url + "/",
+            "JUPYTERHUB_BASE_URL": "/",
+        }
+        service = start_service(binary, tmp / "otter", env, test_user=None)
+        settings.update(service_url=f"http://{service.addr}", service_token=service_token)
+    else:
+        listen = f"127.0.0.1:{free_port()}"
+        env = service_env(tmp / "otter", {**store, "OTTER_LISTEN": listen}, test_user=None)
+        settings.update(service_url=f"http://{listen}", service_command=[str(binary), "serve"], service_environment=env)
 
     # 2. The page service.
     page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
@@ -216,22 +228,13 @@ def hub(binary, emulator, tmp_path_factory):
     # 3. The Hub and its proxy.
     state = tmp / "state"
     state.mkdir()
-    settings = tmp / "settings.json"
-    settings.write_text(json.dumps({
-        "dir": str(state),
-        "port": port,
-        "hub_port": hub_port,
-        "proxy_api_port": proxy_api_port,
-        "password": PASSWORD,
-        "service_url": f"http://{service.addr}",
-        "service_token": service_token,
-        "page_url": f"http://127.0.0.1:{page.server_address[1]}",
-        "page_token": page_token,
-        "admin_token": admin_token,
-    }))
+    settings.update(dir=str(state), page_url=f"http://127.0.0.1:{page.server_address[1]}", page_token=page_token, admin_token=admin_token)
+    settings_file = tmp / "settings.json"
+    settings_file.write_text(json.dumps(settings))
     log = tmp / "jupyterhub.log"
-    hub_env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "CONFIGPROXY_"))}
-    hub_env["OTTER_TEST_HUB_SETTINGS"] = str(settings)
+    hub_env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "CONFIGPROXY_", "OTTER_GRADE_"))}
+    hub_env.pop("TEST_USER", None)
+    hub_env["OTTER_TEST_HUB_SETTINGS"] = str(settings_file)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(jupyterhub), "-f", str(HUB_DIR / "jupyterhub_config.py")],
@@ -242,12 +245,27 @@ def hub(binary, emulator, tmp_path_factory):
         # The proxy has the Hub's and the services' routes once these answer through it.
         _wait_http(url + "/hub/api/", "the proxy", proc, log)
         _wait_http(url + PAGE_PREFIX, "the page service behind the proxy", proc, log)
+        # Without credentials the service answers 401; the proxy, before it has the route, 404.
+        _wait_http(url + PREFIX, "the service behind the proxy", proc, log, ok=(401,))
         yield Hub(url, hub_api, admin_token, page_token, service, firestore_client(emulator), environment, log)
     finally:
         _stop(proc)
         page.shutdown()
-        service.proc.terminate()
-        service.proc.wait(120)
+        if service:
+            service.proc.terminate()
+            service.proc.wait(120)
+
+
+@pytest.fixture(scope="session")
+def hub(binary, emulator, tmp_path_factory):
+    """The service as an external service of a Hub."""
+    yield from run_hub(binary, emulator, tmp_path_factory.mktemp("hub"), "external")
+
+
+@pytest.fixture(scope="module")
+def managed_hub(binary, emulator, tmp_path_factory):
+    """The service as a managed service of a Hub."""
+    yield from run_hub(binary, emulator, tmp_path_factory.mktemp("managed-hub"), "managed")
 
 
 @pytest.fixture

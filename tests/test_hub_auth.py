@@ -291,3 +291,20 @@ def test_submit_button_in_chromium_for_a_student_who_never_opened_the_service(hu
     chromium.get(hub.url + PREFIX)
     assert urllib.parse.urlsplit(chromium.current_url).path == PREFIX
     assert '"user":"student3"' in chromium.page_source.replace(" ", ""), chromium.page_source[:500]
+
+
+# deployment/jupyterhub/managed.py: the Hub starts the service itself
+
+
+def test_managed_service(managed_hub):
+    hub = managed_hub
+    who = hub.request("GET", PREFIX, token=hub.token("student1"))
+    assert who.status_code == 200, who.text
+    assert who.json() == {"user": "student1", "admin": False}
+    assert hub.request("GET", PREFIX, token=hub.token("outsider")).status_code == 403
+    s, resp = oauth_session(hub, "student2")
+    assert resp.status_code == 200, (resp.status_code, resp.text[:500])
+    assert resp.json()["user"] == "student2"
+    resp = s.post(hub.url + PREFIX, headers={**JSON, "Origin": hub.url}, data=body(), allow_redirects=False, timeout=60)
+    assert resp.status_code == 202, resp.text
+    check_attributed(hub, resp.json(), "student2")

@@ -1,8 +1,9 @@
 # The JupyterHub the tests run (tests/hub_fixtures.py starts it): on loopback,
 # behind configurable-http-proxy from tests/hub/node_modules, with the
-# otter_grade service registered as an external service the way a deployment
-# registers it, and a second external service, "page", that serves an empty
-# HTML page on the Hub's origin for the browser test. Nobody spawns a server.
+# otter_grade service registered by deployment/jupyterhub/external.py or
+# managed.py (the settings' "mode"), and a second external service, "page",
+# that serves an empty HTML page on the Hub's origin for the browser test.
+# Nobody spawns a server.
 #
 # The ports, tokens and paths come from the JSON file named by
 # OTTER_TEST_HUB_SETTINGS, which the fixture writes.
@@ -43,6 +44,38 @@ c.JupyterHub.load_groups = {
     "students": {"users": ["student1", "student2", "student3"]},
     "staff": {"users": ["ta"]},
 }
+c.JupyterHub.services = [
+    {
+        "name": "page",
+        "url": s["page_url"],
+        "api_token": s["page_token"],
+    },
+    {
+        "name": "pytest-admin",
+        "api_token": s["admin_token"],
+    },
+]
+
+c.JupyterHub.load_roles = []
+
+# The deployment's configuration of the service.
+snippet = here.parent.parent / "deployment" / "jupyterhub" / f"{s['mode']}.py"
+assert snippet.is_file(), snippet  # load_subconfig ignores a missing file
+if s["mode"] == "external":
+    os.environ["OTTER_GRADE_URL"] = s["service_url"]
+    os.environ["OTTER_GRADE_API_TOKEN"] = s["service_token"]
+load_subconfig(str(snippet))  # noqa: F821 (provided by JupyterHub)
+(otter_grade,) = [svc for svc in c.JupyterHub.services if svc["name"] == "otter_grade"]
+if s["mode"] == "managed":
+    # This machine's binary, course repository and ports instead of the example's.
+    otter_grade["command"] = s["service_command"]
+    otter_grade["url"] = s["service_url"]
+    otter_grade["environment"] = {**otter_grade["environment"], **s["service_environment"]}
+
+# The deployment lets every user of the Hub submit (the "user" role). Here
+# only the groups below may, so that "outsider" can be refused.
+(user_role,) = [r for r in c.JupyterHub.load_roles if r["name"] == "user"]
+assert "access:services!service=otter_grade" in user_role["scopes"], user_role
 c.JupyterHub.load_roles = [
     {
         "name": "otter-grade-users",
@@ -55,24 +88,5 @@ c.JupyterHub.load_roles = [
         "name": "pytest-admin",
         "scopes": ["admin:users", "tokens", "admin:groups", "list:services", "read:services"],
         "services": ["pytest-admin"],
-    },
-]
-
-c.JupyterHub.services = [
-    {
-        "name": "otter_grade",
-        "url": s["service_url"],
-        "api_token": s["service_token"],
-        "oauth_no_confirm": True,
-        "oauth_redirect_uri": "/services/otter_grade/oauth_callback",
-    },
-    {
-        "name": "page",
-        "url": s["page_url"],
-        "api_token": s["page_token"],
-    },
-    {
-        "name": "pytest-admin",
-        "api_token": s["admin_token"],
     },
 ]
