@@ -5,7 +5,11 @@
 #
 # Load it from jupyterhub_config.py:
 #     load_subconfig("/etc/jupyterhub/otter_grade_managed.py")
-# and adapt the command and the environment below.
+# and adapt the command and the environment below. Set the Hub's public
+# address too (c.JupyterHub.public_url = "https://hub.example.edu/"): the Hub
+# then gives it to the service as JUPYTERHUB_PUBLIC_URL, the origin a
+# cookie-only POST must come from, and an https one makes the service's
+# cookies Secure.
 import os  # noqa: F401 (for the api_token below)
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
@@ -18,8 +22,9 @@ c.JupyterHub.services.append(
         "url": "http://127.0.0.1:10101",
         "oauth_no_confirm": True,
         # The Hub passes only these variables, its own JUPYTERHUB_* ones and a
-        # few of its environment's (PATH, LANG); everything else the service
-        # reads goes here (see "Configuration" in README.md).
+        # few of its environment's (PATH, the locale); everything else the
+        # service reads goes here, DOCKER_HOST included if the engine is not
+        # on the local socket (see "Configuration" in README.md).
         "environment": {
             "OTTER_LISTEN": "127.0.0.1:10101",
             "OTTER_COURSE_REPOS": "8x=/srv/courses/8x-materials",

@@ -18,6 +18,8 @@ here = pathlib.Path(__file__).resolve().parent
 state = pathlib.Path(s["dir"])
 
 c.JupyterHub.bind_url = f"http://127.0.0.1:{s['port']}/"
+# As deployment/jupyterhub/managed.py advises (a managed service gets it as JUPYTERHUB_PUBLIC_URL).
+c.JupyterHub.public_url = f"http://127.0.0.1:{s['port']}/"
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = s["hub_port"]
 c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
