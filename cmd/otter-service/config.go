@@ -55,6 +55,8 @@ type config struct {
 	ShutdownGrace time.Duration       // OTTER_SHUTDOWN_GRACE
 	MinRefresh    time.Duration       // OTTER_REPO_MIN_REFRESH
 	Refresh       time.Duration       // OTTER_REPO_REFRESH: background fetch period
+	MaxQueue      int                 // OTTER_MAX_QUEUE: queued submissions beyond which intake answers 503
+	MaxPerUser    int                 // OTTER_MAX_IN_FLIGHT_PER_USER: one student's submissions queued or grading
 }
 
 // loadConfig reads the configuration from getenv and reports every problem
@@ -69,8 +71,8 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		Prefix:            p.str("JUPYTERHUB_SERVICE_PREFIX", "/services/otter_grade/"),
 		TestUser:          p.str("TEST_USER", ""),
 		Verbose:           p.boolean("VERBOSE_LOGGING", false),
-		LTIConsumerKey:    p.str("LTI_CONSUMER_KEY", ""),
-		LTIConsumerSecret: p.str("LTI_CONSUMER_SECRET", ""),
+		LTIConsumerKey:    p.secret("LTI_CONSUMER_KEY"),
+		LTIConsumerSecret: p.secret("LTI_CONSUMER_SECRET"),
 
 		Listen:    p.str("OTTER_LISTEN", ":10101"),
 		DataDir:   p.str("OTTER_DATA_DIR", "var"),
@@ -97,6 +99,8 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		ShutdownGrace: p.duration("OTTER_SHUTDOWN_GRACE", 30*time.Second),
 		MinRefresh:    p.duration("OTTER_REPO_MIN_REFRESH", git.DefaultMinRefresh),
 		Refresh:       p.duration("OTTER_REPO_REFRESH", git.DefaultInterval),
+		MaxQueue:      p.integer("OTTER_MAX_QUEUE", 10000, 1, 10_000_000),
+		MaxPerUser:    p.integer("OTTER_MAX_IN_FLIGHT_PER_USER", 5, 1, 10_000),
 	}
 	c.Database = p.str("OTTER_DATABASE", filepath.Join(c.DataDir, "otter.db"))
 	c.Courses = p.courses("OTTER_COURSE_REPOS")
@@ -160,6 +164,25 @@ type envParser struct {
 
 func (p *envParser) fail(format string, args ...any) {
 	p.problems = append(p.problems, fmt.Errorf(format, args...))
+}
+
+// secret reads a secret from the variable name, or from the file that
+// name_FILE names (a mounted Kubernetes secret); setting both is a problem.
+// Problems name the variables, never the value.
+func (p *envParser) secret(name string) string {
+	v, f := strings.TrimSpace(p.getenv(name)), strings.TrimSpace(p.getenv(name+"_FILE"))
+	switch {
+	case v != "" && f != "":
+		p.fail("%s and %s_FILE are both set; set one", name, name)
+	case f != "":
+		b, err := os.ReadFile(f)
+		if err != nil {
+			p.fail("%s_FILE: cannot read %s: %v", name, f, err)
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return v
 }
 
 func (p *envParser) str(name, def string) string {

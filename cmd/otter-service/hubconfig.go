@@ -12,7 +12,7 @@ import (
 func (p *envParser) hub(prefix, testUser string) *jupyterhub.Config {
 	api := p.str("JUPYTERHUB_API_URL", "")
 	if api == "" {
-		if p.getenv("JUPYTERHUB_API_TOKEN") != "" {
+		if p.getenv("JUPYTERHUB_API_TOKEN") != "" || p.getenv("JUPYTERHUB_API_TOKEN_FILE") != "" {
 			p.fail("JUPYTERHUB_API_TOKEN is set but JUPYTERHUB_API_URL is not")
 		}
 		return nil
@@ -22,7 +22,7 @@ func (p *envParser) hub(prefix, testUser string) *jupyterhub.Config {
 	}
 	c := &jupyterhub.Config{
 		APIURL:      api,
-		APIToken:    p.str("JUPYTERHUB_API_TOKEN", ""),
+		APIToken:    p.secret("JUPYTERHUB_API_TOKEN"),
 		ServiceName: p.str("JUPYTERHUB_SERVICE_NAME", "otter_grade"),
 		Prefix:      prefix,
 		ClientID:    p.str("JUPYTERHUB_CLIENT_ID", ""),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,16 @@ func TestHubConfig(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), `"x"`) {
 			t.Errorf("the error shows the token: %v", err)
+		}
+	}
+}
+
+func TestSettingNames(t *testing.T) {
+	names := settingNames()
+	for _, want := range []string{"OTTER_COURSE_REPOS", "JUPYTERHUB_API_TOKEN_FILE", "LTI_CONSUMER_SECRET_FILE", "OTTER_MAX_QUEUE",
+		"OTTER_GIT_TOKEN_<COURSE>_FILE", "OTTER_GITHUB_APP_PRIVATE_KEY_FILE", "OTTER_GIT_SSH_KEY", "POST_GRADE", "GCP_PROJECT_ID"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("settings do not list %s: %v", want, names)
 		}
 	}
 }

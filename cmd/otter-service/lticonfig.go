@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/otter-service/otter-service/lti"
@@ -11,7 +10,7 @@ import (
 
 // posting is how grades are posted to edX when POST_GRADE is true.
 type posting struct {
-	Default     lti.Credentials            // LTI_CONSUMER_KEY, LTI_CONSUMER_SECRET (or LTI_CONSUMER_SECRET_FILE)
+	Default     lti.Credentials            // LTI_CONSUMER_KEY[_FILE], LTI_CONSUMER_SECRET[_FILE]
 	PerCourse   map[string]lti.Credentials // OTTER_LTI_CREDENTIALS_FILE: {"course": {"key": ..., "secret": ...}}
 	RetryPeriod time.Duration              // OTTER_POST_RETRY_PERIOD: how long a post is retried
 	BackoffBase time.Duration              // OTTER_POST_BACKOFF: the first retry's delay
@@ -26,13 +25,6 @@ func (p *envParser) posting(c *config) *posting {
 		RetryPeriod: p.duration("OTTER_POST_RETRY_PERIOD", 6*time.Hour),
 		BackoffBase: p.duration("OTTER_POST_BACKOFF", 30*time.Second),
 		Timeout:     p.duration("OTTER_POST_TIMEOUT", 30*time.Second),
-	}
-	if f := p.str("LTI_CONSUMER_SECRET_FILE", ""); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			p.fail("LTI_CONSUMER_SECRET_FILE: cannot read %s: %v", f, err)
-		}
-		out.Default.Secret = strings.TrimSpace(string(b))
 	}
 	if f := p.str("OTTER_LTI_CREDENTIALS_FILE", ""); f != "" {
 		b, err := os.ReadFile(f)

@@ -3,6 +3,7 @@
 //
 //	otter-service [serve]                     run the service (configured by environment variables; see README.md)
 //	otter-service check-course <repo or dir>  check a course repository's course-config.json and autograders
+//	otter-service settings                    list every environment variable the service reads
 package main
 
 import (
@@ -54,8 +55,10 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		return serve(ctx, getenv, stderr)
 	case "check-course":
 		return checkCourse(ctx, args[1:], getenv, os.Stdout, stderr)
+	case "settings":
+		return printSettings(os.Stdout)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stderr, "usage: otter-service [serve | check-course <repository URL or directory>]\n\nserve         run the grading service (configuration: environment variables, see README.md)\ncheck-course  check a course repository's course-config.json and autograder zips")
+		fmt.Fprintln(stderr, "usage: otter-service [serve | check-course <repository URL or directory>]\n\nserve         run the grading service (configuration: environment variables, see README.md)\ncheck-course  check a course repository's course-config.json and autograder zips\nsettings      list every environment variable the service reads")
 		return nil
 	default:
 		return fmt.Errorf("unknown command %q (try: otter-service help)", cmd)
