@@ -28,6 +28,7 @@ type Service struct {
 	now      func() time.Time
 	wake     chan struct{}
 	postWake chan struct{}
+	qc       queueCache
 }
 
 // Config tunes the service. Zero values take the defaults noted.
@@ -39,6 +40,9 @@ type Config struct {
 	ShutdownGrace   time.Duration // how long running gradings may finish after Run's context ends; default 30s
 	VerboseLogging  bool          // also write info entries to the store's log
 	Poster          Poster        // posts grades to the gradebook; nil: posting is disabled
+	Observer        Observer      // told what happens, for metrics; nil: nobody
+	MaxQueue        int           // queued submissions beyond which intake refuses (EUNAVAILABLE); 0: no bound
+	MaxPerUser      int           // one user's submissions queued or grading beyond which intake refuses (ELIMIT); 0: no bound
 	PostRetryPeriod time.Duration // how long a post is retried after grading; default 6h
 	PostBackoffBase time.Duration // the first retry's delay; default 30s
 	PostBackoffMax  time.Duration // the longest delay between retries; default 30m
@@ -58,6 +62,9 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 2 * time.Second
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	if cfg.PostRetryPeriod <= 0 {
 		cfg.PostRetryPeriod = 6 * time.Hour
@@ -90,6 +97,10 @@ func (s *Service) Submit(ctx context.Context, who Identity, body []byte) (*Submi
 	if err != nil {
 		return nil, err
 	}
+	if err := s.admit(ctx, who); err != nil {
+		s.refused(ctx, who, a, err)
+		return nil, err
+	}
 	return s.queue(ctx, NewID(), who, a, notebook)
 }
 
@@ -119,6 +130,7 @@ func (s *Service) queue(ctx context.Context, id string, who Identity, a Assignme
 	if err := s.store.CreateSubmission(ctx, sub, notebook); err != nil {
 		return nil, err
 	}
+	s.queuedOne()
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -139,6 +151,9 @@ const HoldTTL = 15 * time.Minute
 // Returns the errors of Submit.
 func (s *Service) Hold(ctx context.Context, body []byte) (string, error) {
 	if _, _, err := s.check(ctx, Identity{}, body); err != nil {
+		return "", err
+	}
+	if err := s.admit(ctx, Identity{}); err != nil {
 		return "", err
 	}
 	key := NewID()
@@ -166,6 +181,9 @@ func (s *Service) SubmitHeld(ctx context.Context, who Identity, key string) (*Su
 		return nil, err
 	}
 	notebook, a, err := s.check(ctx, who, body)
+	if err == nil {
+		err = s.admit(ctx, who)
+	}
 	if err == nil {
 		var sub *Submission
 		sub, err = s.queue(ctx, key, who, a, notebook)

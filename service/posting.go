@@ -77,6 +77,7 @@ func (s *Service) post(ctx context.Context, sub *Submission, lease *Lease) {
 			s.record(ctx, sub, LogError, "edX refused the grade: "+ErrorMessage(err), err.Error())
 		}
 	}
+	s.cfg.Observer.Posted(p.Status)
 	if err := s.store.FinishPost(context.WithoutCancel(ctx), sub.ID, lease, p); err != nil {
 		log.Error("cannot record the grade post's outcome; the post will be attempted again", "err", err)
 	}

@@ -89,8 +89,25 @@ type Store interface {
 	// that expired at or before now.
 	DropHeld(ctx context.Context, key string, now time.Time) error
 
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+
+	// Counts returns how many submissions are queued and grading, and how
+	// many grade posts are pending.
+	Counts(ctx context.Context) (Counts, error)
+
+	// InFlight returns how many of user's submissions are queued or grading.
+	InFlight(ctx context.Context, user string) (int, error)
+
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Counts are the store's gauges.
+type Counts struct {
+	Queued       int
+	Grading      int
+	PostsPending int
 }
 
 // Outcome is what grading produced.

@@ -101,6 +101,7 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 			Code:    FailureInterrupted,
 			Message: fmt.Sprintf("Grading was interrupted %d times (the grader may crash on this notebook), so we stopped trying. Run the notebook from the top to check it and submit again; if this keeps happening, tell your course staff.", sub.Attempts-1),
 		}})
+		s.cfg.Observer.Graded(FailureInterrupted, 0, s.now().Sub(sub.ReceivedAt))
 		return true
 	}
 	log.Info("grading started", "attempt", sub.Attempts)
@@ -157,11 +158,17 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 		if rerr := s.store.Release(context.WithoutCancel(ctx), sub.ID, lease); rerr != nil {
 			log.Error("cannot return the submission to the queue; it will be retried when its lease expires", "err", rerr)
 		}
+		s.cfg.Observer.Graded("requeued", s.now().Sub(started), 0)
 		return false
 	}
 	cancel(nil)
 	out.FinishedAt = s.now().UTC()
 	s.finish(ctx, sub, lease, out)
+	outcome := string(out.Status)
+	if out.Failure != nil {
+		outcome = out.Failure.Code
+	}
+	s.cfg.Observer.Graded(outcome, out.FinishedAt.Sub(started), out.FinishedAt.Sub(sub.ReceivedAt))
 	return true
 }
 

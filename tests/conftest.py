@@ -119,6 +119,7 @@ def service_env(tmp, extra_env, test_user="student"):
         "OTTER_COURSE_REPOS": f"8x={repo}",
         "OTTER_COMMAND": otter,
         "OTTER_WORKERS": "2",
+        "OTTER_DRAIN_DELAY": "0s",
         **({"TEST_USER": test_user} if test_user else {}),
         **extra_env,
     }

@@ -57,6 +57,7 @@ type config struct {
 	Refresh       time.Duration       // OTTER_REPO_REFRESH: background fetch period
 	MaxQueue      int                 // OTTER_MAX_QUEUE: queued submissions beyond which intake answers 503
 	MaxPerUser    int                 // OTTER_MAX_IN_FLIGHT_PER_USER: one student's submissions queued or grading
+	DrainDelay    time.Duration       // OTTER_DRAIN_DELAY: on SIGTERM, how long readiness fails before intake stops
 }
 
 // loadConfig reads the configuration from getenv and reports every problem
@@ -101,6 +102,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		Refresh:       p.duration("OTTER_REPO_REFRESH", git.DefaultInterval),
 		MaxQueue:      p.integer("OTTER_MAX_QUEUE", 10000, 1, 10_000_000),
 		MaxPerUser:    p.integer("OTTER_MAX_IN_FLIGHT_PER_USER", 5, 1, 10_000),
+		DrainDelay:    p.duration("OTTER_DRAIN_DELAY", 5*time.Second),
 	}
 	c.Database = p.str("OTTER_DATABASE", filepath.Join(c.DataDir, "otter.db"))
 	c.Courses = p.courses("OTTER_COURSE_REPOS")

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/otter-service/otter-service/service/firestore"
 	"github.com/otter-service/otter-service/service/httpapi"
 	"github.com/otter-service/otter-service/service/jupyterhub"
+	"github.com/otter-service/otter-service/service/metrics"
 	"github.com/otter-service/otter-service/service/sqlite"
 )
 
@@ -179,14 +181,32 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	} else {
 		log.Info("POST_GRADE is false: grades are recorded, not posted to edX")
 	}
+	mx := metrics.New(metrics.Sources{Counts: store.Counts, Repos: func() []metrics.RepoStatus {
+		var out []metrics.RepoStatus
+		for _, st := range courses.Status() {
+			out = append(out, metrics.RepoStatus{Course: st.Course, Available: st.Available, LastSuccess: st.LastSuccess,
+				Refreshes: st.Refreshes, Failures: st.Failures})
+		}
+		return out
+	}})
+	svcCfg.Observer = mx
+	svcCfg.MaxQueue = cfg.MaxQueue
+	svcCfg.MaxPerUser = cfg.MaxPerUser
 	svc := service.New(store, courses, runner, svcCfg, log)
+
+	var draining atomic.Bool
+	checker, _ := runner.(interface{ Check(context.Context) error })
+	ready := func(ctx context.Context) map[string]string {
+		return readiness(ctx, &draining, store, checker, courses.Status())
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           httpapi.Handler(svc, auth, httpapi.Config{Prefix: cfg.Prefix, MaxBodySize: cfg.MaxBody}, log),
+		Handler: httpapi.Handler(svc, auth, httpapi.Config{Prefix: cfg.Prefix, MaxBodySize: cfg.MaxBody,
+			Ready: ready, Metrics: mx.Handler(), Monitor: mx}, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      2 * time.Minute,
@@ -206,7 +226,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	case err := <-served:
 		return fmt.Errorf("serving: %w", err)
 	}
-	// Stop intake first; requests in flight finish (an accepted submission is
+	// Readiness fails first, so the orchestrator stops sending requests;
+	// submissions that still arrive meanwhile are taken as usual.
+	draining.Store(true)
+	if cfg.DrainDelay > 0 {
+		log.Info("shutting down: not ready; intake continues while traffic drains", "drain_delay", cfg.DrainDelay)
+		select {
+		case <-time.After(cfg.DrainDelay):
+		case err := <-served:
+			return fmt.Errorf("serving: %w", err)
+		}
+	}
+	// Then stop intake; requests in flight finish (an accepted submission is
 	// on disk before it is acknowledged). Then the workers get their grace.
 	log.Info("shutting down: no new submissions; running gradings get a grace period", "grace", cfg.ShutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

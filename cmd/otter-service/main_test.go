@@ -255,6 +255,7 @@ func baseEnv(t *testing.T, root string) map[string]string {
 		"TEST_USER":             "student",
 		"OTTER_GRADING_TIMEOUT": "3m",
 		"VERBOSE_LOGGING":       "true",
+		"OTTER_DRAIN_DELAY":     "0s",
 	}
 }
 

@@ -194,6 +194,8 @@ type CourseStatus struct {
 	LastSuccess time.Time // the last fetch that succeeded (or the cache load at start)
 	LastAttempt time.Time
 	LastError   string // the last fetch's or validation's error; "" if it succeeded
+	Refreshes   int    // fetches that succeeded since start
+	Failures    int    // fetches or validations that failed since start
 }
 
 // Status returns the state of every course, in course order.
@@ -207,6 +209,8 @@ func (s *Source) Status() []CourseStatus {
 			LastSuccess: st.lastSuccess,
 			LastAttempt: st.lastAttempt,
 			LastError:   st.lastErr,
+			Refreshes:   st.refreshes,
+			Failures:    st.failures,
 		}
 		if st.branchName != "" {
 			cs.Branch = st.branchName
@@ -331,6 +335,8 @@ type repoState struct {
 	lastAttempt time.Time
 	lastSuccess time.Time
 	lastErr     string
+	refreshes   int
+	failures    int
 }
 
 type fetchCall struct {
@@ -589,6 +595,7 @@ func (st *repoState) succeeded() {
 	st.mu.Lock()
 	was := st.lastErr
 	st.lastSuccess, st.lastErr = st.src.opts.Now(), ""
+	st.refreshes++
 	st.mu.Unlock()
 	if was != "" {
 		st.src.log.Info("course repository reachable again", st.attrs()...)
@@ -599,6 +606,7 @@ func (st *repoState) failed(err error) {
 	st.mu.Lock()
 	was := st.lastErr
 	st.lastErr = err.Error()
+	st.failures++
 	serving := "no copy to grade from: its submissions wait"
 	if st.snap != nil {
 		serving = "grading from the last good commit " + st.snap.commit.String()

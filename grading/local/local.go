@@ -29,6 +29,18 @@ type Runner struct {
 
 var _ grading.Runner = (*Runner)(nil)
 
+// Check reports whether the otter executable is there to run.
+func (r *Runner) Check(context.Context) error {
+	fi, err := os.Stat(r.Otter)
+	if err != nil {
+		return fmt.Errorf("otter: %w", err)
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("otter: %s is not executable", r.Otter)
+	}
+	return nil
+}
+
 // Run implements grading.Runner.
 func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, error) {
 	dir, err := os.MkdirTemp(r.WorkDir, "job-")

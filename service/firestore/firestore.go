@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	firestorepb "cloud.google.com/go/firestore/apiv1/firestorepb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -544,6 +545,55 @@ func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEnt
 	}
 	sortBy(out, func(a, b service.LogEntry) bool { return a.Timestamp.Before(b.Timestamp) })
 	return out, nil
+}
+
+// Ping implements service.Store: a read of a document that need not exist.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.submissions.Doc("otter-service-ping").Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return mapError(err)
+}
+
+// Counts implements service.Store, with count aggregations.
+func (s *Store) Counts(ctx context.Context) (service.Counts, error) {
+	var c service.Counts
+	for _, q := range []struct {
+		n     *int
+		field string
+		value string
+	}{
+		{&c.Queued, "status", string(service.StatusQueued)},
+		{&c.Grading, "status", string(service.StatusGrading)},
+		{&c.PostsPending, "post_status", string(service.PostPending)},
+	} {
+		n, err := count(ctx, s.submissions.Where(q.field, "==", q.value))
+		if err != nil {
+			return c, err
+		}
+		*q.n = n
+	}
+	return c, nil
+}
+
+// InFlight implements service.Store.
+func (s *Store) InFlight(ctx context.Context, user string) (int, error) {
+	return count(ctx, s.submissions.Where("user", "==", user).Where("status", "in", []string{string(service.StatusQueued), string(service.StatusGrading)}))
+}
+
+func count(ctx context.Context, q firestore.Query) (int, error) {
+	res, err := q.NewAggregationQuery().WithCount("n").Get(ctx)
+	if err != nil {
+		return 0, mapError(err)
+	}
+	switch v := res["n"].(type) {
+	case int64:
+		return int(v), nil
+	case *firestorepb.Value:
+		return int(v.GetIntegerValue()), nil
+	}
+	return 0, fmt.Errorf("firestore: count answered %T", res["n"])
 }
 
 // Hold implements service.Store. Bodies larger than a document can hold are

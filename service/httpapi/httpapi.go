@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -49,7 +50,28 @@ type Login interface {
 type Config struct {
 	Prefix      string // e.g. /services/otter_grade/
 	MaxBodySize int64  // bytes; larger submissions get 413
+
+	// Ready runs the readiness checks and returns the problems by check
+	// name (empty: ready). nil: always ready.
+	Ready func(ctx context.Context) map[string]string
+	// Metrics is served at /metrics; nil: not served.
+	Metrics http.Handler
+	// Monitor is told about submissions and requests; nil: nobody.
+	Monitor Monitor
 }
+
+// Monitor is told what the API does, for metrics.
+type Monitor interface {
+	Accepted()
+	Refused(reason string)
+	HTTP(route string, status int, d time.Duration)
+}
+
+type nopMonitor struct{}
+
+func (nopMonitor) Accepted()                       {}
+func (nopMonitor) Refused(string)                  {}
+func (nopMonitor) HTTP(string, int, time.Duration) {}
 
 // Handler returns the API's http.Handler.
 func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Logger) http.Handler {
@@ -57,6 +79,9 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	if cfg.Monitor == nil {
+		cfg.Monitor = nopMonitor{}
+	}
 	a := &api{svc: svc, auth: auth, cfg: cfg, log: log}
 	a.login, _ = auth.(Login)
 	r.Use(a.logRequests, a.recover)
@@ -65,6 +90,12 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 		prefix = "/"
 	}
 	a.cfg.Prefix = prefix
+	// Outside the prefix: for the orchestrator and the monitoring.
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "alive"}) })
+	r.GET("/readyz", a.readyz)
+	if cfg.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(cfg.Metrics))
+	}
 	g := r.Group(prefix)
 	g.POST("", a.handle(a.submit))
 	g.GET("", a.handle(a.whoami))
@@ -119,6 +150,7 @@ var statuses = map[string]int{
 	service.EUNSUPPORTED:   http.StatusUnsupportedMediaType,
 	service.EUNPROCESSABLE: http.StatusUnprocessableEntity,
 	service.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	service.ELIMIT:         http.StatusTooManyRequests,
 	service.EINTERNAL:      http.StatusInternalServerError,
 }
 
@@ -145,7 +177,7 @@ func (a *api) writeError(c *gin.Context, err error) {
 	if status >= 500 {
 		a.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "status", status, "err", err)
 	}
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		c.Header("Retry-After", "60")
 	}
 	c.AbortWithStatusJSON(status, body)
@@ -171,8 +203,10 @@ func (a *api) logRequests(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
+	d := time.Since(start)
+	a.cfg.Monitor.HTTP(route, c.Writer.Status(), d)
 	a.log.Debug("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
-		"seconds", time.Since(start).Seconds())
+		"seconds", d.Seconds())
 }
 
 // submitResponse is the answer to an accepted submission. Older Submit
@@ -186,6 +220,25 @@ type submitResponse struct {
 }
 
 func (a *api) submit(c *gin.Context) error {
+	err := a.submitOrHold(c)
+	switch {
+	case err != nil:
+		a.cfg.Monitor.Refused(errorCode(err))
+	case c.Writer.Status() == http.StatusAccepted:
+		a.cfg.Monitor.Accepted()
+	}
+	return err
+}
+
+func errorCode(err error) string {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.code
+	}
+	return service.ErrorCode(err)
+}
+
+func (a *api) submitOrHold(c *gin.Context) error {
 	who, err := a.auth.Authenticate(c.Request)
 	if err != nil {
 		if a.anonymousBrowser(c.Request, err) && a.login.CheckSameOriginJSON(c.Request) == nil {
@@ -282,10 +335,28 @@ func (a *api) callback(c *gin.Context) error {
 	}
 	sub, err := a.svc.SubmitHeld(c, who, held)
 	if err != nil {
+		a.cfg.Monitor.Refused(errorCode(err))
 		return err
 	}
 	a.accepted(c, sub)
+	a.cfg.Monitor.Accepted()
 	return nil
+}
+
+// readyz runs the readiness checks: 200 when every one passes, else 503
+// naming what is not ready.
+func (a *api) readyz(c *gin.Context) {
+	var problems map[string]string
+	if a.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(c, 5*time.Second)
+		problems = a.cfg.Ready(ctx)
+		cancel()
+	}
+	if len(problems) > 0 {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"ready": false, "not_ready": problems})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"ready": true})
 }
 
 // whoami tells a signed-in user who the service takes them for.

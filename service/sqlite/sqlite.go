@@ -305,7 +305,8 @@ func migrate(db *sql.DB) error {
 			}
 		}
 	}
-	_, err = db.Exec(`CREATE INDEX IF NOT EXISTS submissions_post_due ON submissions(post_next_at) WHERE post_status = 'pending'`)
+	_, err = db.Exec(`CREATE INDEX IF NOT EXISTS submissions_post_due ON submissions(post_next_at) WHERE post_status = 'pending';
+		CREATE INDEX IF NOT EXISTS submissions_user_active ON submissions(user) WHERE status IN ('queued', 'grading')`)
 	return err
 }
 
@@ -586,6 +587,32 @@ func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEnt
 		out = append(out, e)
 	}
 	return out, mapError(rows.Err())
+}
+
+// Ping implements service.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return mapError(err)
+	}
+	return mapError(s.w.PingContext(ctx))
+}
+
+// Counts implements service.Store.
+func (s *Store) Counts(ctx context.Context) (service.Counts, error) {
+	var c service.Counts
+	err := s.r.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM submissions WHERE status = 'queued'),
+		(SELECT count(*) FROM submissions WHERE status = 'grading'),
+		(SELECT count(*) FROM submissions WHERE post_status = 'pending')`).Scan(&c.Queued, &c.Grading, &c.PostsPending)
+	return c, mapError(err)
+}
+
+// InFlight implements service.Store.
+func (s *Store) InFlight(ctx context.Context, user string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM submissions WHERE user = ? AND status IN ('queued', 'grading')`, user).Scan(&n)
+	return n, mapError(err)
 }
 
 // Hold implements service.Store.

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"Logs", testLogs},
 		{"HeldBodies", testHeld},
 		{"GradePosts", testPosts},
+		{"CountsAndInFlight", testCounts},
 		{"DisabledPostsAreNeverClaimed", testPostsDisabled},
 	}
 	for _, tt := range tests {
@@ -490,5 +491,30 @@ func testPostsDisabled(t *testing.T, s service.Store) {
 	got, _ := s.Submission(ctx, sub.ID)
 	if got.Post.Status != service.PostDisabled {
 		t.Fatalf("post %+v, want disabled", got.Post)
+	}
+}
+
+func testCounts(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	graded(t, s, 0, service.PostPending, t0.Add(time.Hour)) // alice's, graded: not in flight
+	for i := 1; i < 4; i++ {
+		create(t, s, newSub(i, "alice"), []byte("{}"))
+	}
+	create(t, s, newSub(4, "bob"), []byte("{}"))
+	claim(t, s, t0.Add(2*time.Hour)) // alice's oldest queued one
+	c, err := s.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != (service.Counts{Queued: 3, Grading: 1, PostsPending: 1}) {
+		t.Errorf("Counts = %+v; want 3 queued, 1 grading, 1 post pending", c)
+	}
+	for user, want := range map[string]int{"alice": 3, "bob": 1, "carol": 0} {
+		if n, err := s.InFlight(ctx, user); err != nil || n != want {
+			t.Errorf("InFlight(%s) = %d, %v; want %d", user, n, err, want)
+		}
 	}
 }
