@@ -580,7 +580,7 @@ func (st *repoState) adopt(snap *snapshot, from string) {
 	prev := st.snap
 	st.snap = snap
 	st.branchName = st.branch.Short()
-	if from == "cache" {
+	if from == "cache" || st.lastSuccess.IsZero() {
 		st.lastSuccess = st.src.opts.Now()
 	}
 	st.mu.Unlock()
