@@ -407,12 +407,15 @@ func TestGracefulShutdown(t *testing.T) {
 
 func TestConfigErrorsAreAllReported(t *testing.T) {
 	var stderr bytes.Buffer
-	env := map[string]string{"OTTER_WORKERS": "zero", "POST_GRADE": "maybe", "OTTER_GRADING_TIMEOUT": "soon", "JUPYTERHUB_SERVICE_PREFIX": "services/x"}
+	env := map[string]string{"OTTER_WORKERS": "zero", "POST_GRADE": "maybe", "OTTER_GRADING_TIMEOUT": "soon", "JUPYTERHUB_SERVICE_PREFIX": "services/x",
+		"OTTER_MAX_QUEUE": "0", "OTTER_MAX_IN_FLIGHT_PER_USER": "-1", "OTTER_DRAIN_DELAY": "a while", "OTTER_POST_BACKOFF": "zz",
+		"LTI_CONSUMER_SECRET": "s", "LTI_CONSUMER_SECRET_FILE": "/nonexistent"}
 	err := realMain(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, &stderr)
 	if err == nil {
 		t.Fatal("started with a broken configuration")
 	}
-	for _, want := range []string{"OTTER_WORKERS", "POST_GRADE", "OTTER_GRADING_TIMEOUT", "JUPYTERHUB_SERVICE_PREFIX", "OTTER_COURSE_REPOS"} {
+	for _, want := range []string{"OTTER_WORKERS", "POST_GRADE", "OTTER_GRADING_TIMEOUT", "JUPYTERHUB_SERVICE_PREFIX", "OTTER_COURSE_REPOS",
+		"OTTER_MAX_QUEUE", "OTTER_MAX_IN_FLIGHT_PER_USER", "OTTER_DRAIN_DELAY", "OTTER_POST_BACKOFF", "LTI_CONSUMER_SECRET_FILE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not mention %s:\n%v", want, err)
 		}

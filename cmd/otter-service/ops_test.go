@@ -237,4 +237,30 @@ func TestMetricsMove(t *testing.T) {
 	if metric(after, `otter_http_request_duration_seconds_count{route="/services/otter_grade/",status="202"}`) != 1 {
 		t.Errorf("HTTP durations by route and status are missing:\n%s", after)
 	}
+
+	// Every log line about a submission names it, its user and its
+	// assignment; no line holds the notebook.
+	p.stop(syscall.SIGTERM)
+	lines := 0
+	for _, line := range strings.Split(p.log(), "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) != nil {
+			continue
+		}
+		if strings.Contains(line, "otter_service") || strings.Contains(line, "nbformat") {
+			t.Errorf("a log line holds the notebook: %s", line)
+		}
+		if _, ok := entry["submission"]; !ok {
+			continue
+		}
+		lines++
+		for _, k := range []string{"user", "course", "section", "assignment"} {
+			if _, ok := entry[k]; !ok {
+				t.Errorf("a log line about a submission has no %s: %s", k, line)
+			}
+		}
+	}
+	if lines < 3 {
+		t.Errorf("only %d log lines about submissions", lines)
+	}
 }
