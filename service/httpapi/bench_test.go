@@ -52,15 +52,20 @@ func realisticNotebook(size int) []byte {
 	}
 }
 
+// production is the service's configuration in production as far as the
+// accept path is concerned: the queue bound and the per-student bound (each
+// request comes from its own student, as on a deadline night).
+var production = service.Config{MaxQueue: 1 << 20, MaxPerUser: 5}
+
 // BenchmarkAccept measures the accept path, POST → 202, over real HTTP on
 // loopback with the embedded store on disk, at 1, 16 and 64 concurrent
-// clients. No workers run, so grading does not compete for the CPU. Reports
-// throughput and p50/p99 latency.
+// clients, with the production limits checked. No workers run, so grading
+// does not compete for the CPU. Reports throughput and p50/p99 latency.
 func BenchmarkAccept(b *testing.B) {
 	body := realisticNotebook(200 << 10)
 	for _, clients := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			srv := newServer(b, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
+			srv := newServerWith(b, &fakeRunner{}, userHeader{}, production)
 			accept(b, srv.URL, body, clients)
 		})
 	}
@@ -80,8 +85,8 @@ func BenchmarkAcceptFirestore(b *testing.B) {
 			}
 			defer store.Close()
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			svc := service.New(store, newFakeCourses(b), &fakeRunner{}, service.Config{}, log)
-			srv := httptest.NewServer(httpapi.Handler(svc, httpapi.DevIdentity{User: "alice"}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
+			svc := service.New(store, newFakeCourses(b), &fakeRunner{}, production, log)
+			srv := httptest.NewServer(httpapi.Handler(svc, userHeader{}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
 			defer srv.Close()
 			accept(b, srv.URL, body, clients)
 		})
@@ -107,8 +112,11 @@ func accept(b *testing.B, url string, body []byte, clients int) {
 				if i >= int64(b.N) {
 					return
 				}
+				req, _ := http.NewRequest(http.MethodPost, url+prefix, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Test-User", fmt.Sprintf("student%d", i))
 				t0 := time.Now()
-				resp, err := client.Post(url+prefix, "application/json", bytes.NewReader(body))
+				resp, err := client.Do(req)
 				if err != nil {
 					b.Error(err)
 					return
