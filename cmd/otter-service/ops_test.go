@@ -264,3 +264,28 @@ func TestMetricsMove(t *testing.T) {
 		t.Errorf("only %d log lines about submissions", lines)
 	}
 }
+
+// TestDrainOnSIGTERM: after SIGTERM, readiness fails at once while intake
+// still takes submissions for the drain delay; then the service stops, and
+// after a restart everything accepted is graded.
+func TestDrainOnSIGTERM(t *testing.T) {
+	root, expected := examples(t)
+	env := baseEnv(t, root)
+	env["OTTER_DRAIN_DELAY"] = "4s"
+	env["OTTER_WORKERS"] = "1"
+	env["OTTER_SHUTDOWN_GRACE"] = "1s"
+	p := start(t, env)
+	waitReady(t, p, 200, "")
+	lab := filepath.Join(root, "examples", "submissions", "lab01-perfect.ipynb")
+	_, first := submit(t, p, lab, 0)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	waitReady(t, p, 503, "shutdown")
+	_, during := submit(t, p, lab, 1) // taken while traffic drains
+	if err := <-p.exited; err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	p = start(t, env)
+	for _, u := range []string{first, during} {
+		checkOutcome(t, "lab01-perfect.ipynb", waitDone(t, p, u, 5*time.Minute), expected["lab01-perfect.ipynb"])
+	}
+}
