@@ -51,6 +51,8 @@ then follow the "status_url" it answers with:
 
   curl http://${OTTER_LISTEN}/services/otter_grade/submissions/<id>
 
+Readiness and metrics: http://${OTTER_LISTEN}/readyz and http://${OTTER_LISTEN}/metrics
+
 Press Ctrl-C to stop.
 TXT
 wait $pid
