@@ -33,20 +33,21 @@ type Service struct {
 
 // Config tunes the service. Zero values take the defaults noted.
 type Config struct {
-	Workers         int           // concurrent gradings; default 1
-	Lease           time.Duration // how long a claim lasts without renewal; default 1m
-	MaxAttempts     int           // claims before an interrupted submission fails; default 3
-	PollInterval    time.Duration // how often idle workers look for work; default 2s
-	ShutdownGrace   time.Duration // how long running gradings may finish after Run's context ends; default 30s
-	VerboseLogging  bool          // also write info entries to the store's log
-	Poster          Poster        // posts grades to the gradebook; nil: posting is disabled
-	Observer        Observer      // told what happens, for metrics; nil: nobody
-	MaxQueue        int           // queued submissions beyond which intake refuses (EUNAVAILABLE); 0: no bound
-	MaxPerUser      int           // one user's submissions queued or grading beyond which intake refuses (ELIMIT); 0: no bound
-	PostRetryPeriod time.Duration // how long a post is retried after grading; default 6h
-	PostBackoffBase time.Duration // the first retry's delay; default 30s
-	PostBackoffMax  time.Duration // the longest delay between retries; default 30m
-	Now             func() time.Time
+	Workers          int           // concurrent gradings; default 1
+	Lease            time.Duration // how long a claim lasts without renewal; default 1m
+	MaxAttempts      int           // claims before an interrupted submission fails; default 3
+	PollInterval     time.Duration // how often idle workers look for work; default 2s
+	ShutdownGrace    time.Duration // how long running gradings may finish after Run's context ends; default 30s
+	VerboseLogging   bool          // also write info entries to the store's log
+	Poster           Poster        // posts grades to the gradebook; nil: posting is disabled
+	Observer         Observer      // told what happens, for metrics; nil: nobody
+	MaxQueue         int           // queued submissions beyond which intake refuses (EUNAVAILABLE); 0: no bound
+	MaxPerUser       int           // one user's submissions queued or grading beyond which intake refuses (ELIMIT); 0: no bound
+	UnavailableRetry time.Duration // how long a submission whose course materials cannot be read steps aside; default 30s
+	PostRetryPeriod  time.Duration // how long a post is retried after grading; default 6h
+	PostBackoffBase  time.Duration // the first retry's delay; default 30s
+	PostBackoffMax   time.Duration // the longest delay between retries; default 30m
+	Now              func() time.Time
 }
 
 // New returns a Service.
@@ -62,6 +63,9 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 2 * time.Second
+	}
+	if cfg.UnavailableRetry <= 0 {
+		cfg.UnavailableRetry = 30 * time.Second
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}

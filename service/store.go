@@ -41,9 +41,11 @@ type Store interface {
 	ExtendLease(ctx context.Context, id string, l *Lease, now time.Time, ttl time.Duration) error
 
 	// Release returns a claimed submission to the queue, as if never claimed
-	// this time (the attempt is not counted).
+	// this time (the attempt is not counted), not to be claimed again before
+	// notBefore (zero: at once). Submissions waiting for their time do not
+	// hold up the rest of the queue.
 	// Returns ECONFLICT if l is no longer the submission's current lease.
-	Release(ctx context.Context, id string, l *Lease) error
+	Release(ctx context.Context, id string, l *Lease, notBefore time.Time) error
 
 	// Finish records the outcome of grading: for StatusGraded, the grade and
 	// questions, and one Grade record (never two for one submission, however

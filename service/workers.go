@@ -143,23 +143,27 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 			log.Warn("lease lost while grading; another worker has the submission")
 			return true
 		}
+		var notBefore time.Time
 		if ErrorCode(err) == EUNAVAILABLE {
 			// A dependency is down (the course's repository has never been
 			// read, the store): the submission waits in the queue, without
 			// losing an attempt, until it is back; not logged in its record
-			// at every retry.
-			log.Warn("cannot grade now; returning the submission to the queue", "reason", ErrorMessage(err))
+			// at every retry. It steps aside for UnavailableRetry, so the
+			// rest of the queue (other courses) goes on meanwhile.
+			notBefore = s.now().Add(s.cfg.UnavailableRetry)
+			log.Warn("cannot grade now; returning the submission to the queue", "reason", ErrorMessage(err), "retry_at", notBefore)
 		} else {
 			log.Error("grading interrupted; returning the submission to the queue", "err", err)
 			if ctx.Err() == nil {
 				s.record(ctx, sub, LogError, "grading interrupted: "+ErrorMessage(err), err.Error())
 			}
 		}
-		if rerr := s.store.Release(context.WithoutCancel(ctx), sub.ID, lease); rerr != nil {
-			log.Error("cannot return the submission to the queue; it will be retried when its lease expires", "err", rerr)
-		}
 		s.cfg.Observer.Graded("requeued", s.now().Sub(started), 0)
-		return false
+		if rerr := s.store.Release(context.WithoutCancel(ctx), sub.ID, lease, notBefore); rerr != nil {
+			log.Error("cannot return the submission to the queue; it will be retried when its lease expires", "err", rerr)
+			return false
+		}
+		return !notBefore.IsZero() // stepped aside: no reason for this worker to wait
 	}
 	cancel(nil)
 	out.FinishedAt = s.now().UTC()

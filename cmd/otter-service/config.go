@@ -58,6 +58,7 @@ type config struct {
 	MaxQueue      int                 // OTTER_MAX_QUEUE: queued submissions beyond which intake answers 503
 	MaxPerUser    int                 // OTTER_MAX_IN_FLIGHT_PER_USER: one student's submissions queued or grading
 	DrainDelay    time.Duration       // OTTER_DRAIN_DELAY: on SIGTERM, how long readiness fails before intake stops
+	UnavailRetry  time.Duration       // OTTER_UNAVAILABLE_RETRY: how long a submission whose course cannot be read steps aside
 }
 
 // loadConfig reads the configuration from getenv and reports every problem
@@ -103,6 +104,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		MaxQueue:      p.integer("OTTER_MAX_QUEUE", 10000, 1, 10_000_000),
 		MaxPerUser:    p.integer("OTTER_MAX_IN_FLIGHT_PER_USER", 5, 1, 10_000),
 		DrainDelay:    p.duration("OTTER_DRAIN_DELAY", 5*time.Second),
+		UnavailRetry:  p.duration("OTTER_UNAVAILABLE_RETRY", 30*time.Second),
 	}
 	c.Database = p.str("OTTER_DATABASE", filepath.Join(c.DataDir, "otter.db"))
 	c.Courses = p.courses("OTTER_COURSE_REPOS")

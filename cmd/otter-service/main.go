@@ -192,6 +192,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	svcCfg.Observer = mx
 	svcCfg.MaxQueue = cfg.MaxQueue
 	svcCfg.MaxPerUser = cfg.MaxPerUser
+	svcCfg.UnavailableRetry = cfg.UnavailRetry
 	svc := service.New(store, courses, runner, svcCfg, log)
 
 	var draining atomic.Bool

@@ -249,13 +249,14 @@ func checkOutcome(t *testing.T, name string, s status, want expectation) {
 
 func baseEnv(t *testing.T, root string) map[string]string {
 	return map[string]string{
-		"OTTER_DATA_DIR":        t.TempDir(),
-		"OTTER_COURSE_REPOS":    "8x=" + courseRepo(t, root),
-		"OTTER_COMMAND":         testenv.Otter(t),
-		"TEST_USER":             "student",
-		"OTTER_GRADING_TIMEOUT": "3m",
-		"VERBOSE_LOGGING":       "true",
-		"OTTER_DRAIN_DELAY":     "0s",
+		"OTTER_DATA_DIR":          t.TempDir(),
+		"OTTER_COURSE_REPOS":      "8x=" + courseRepo(t, root),
+		"OTTER_COMMAND":           testenv.Otter(t),
+		"TEST_USER":               "student",
+		"OTTER_GRADING_TIMEOUT":   "3m",
+		"VERBOSE_LOGGING":         "true",
+		"OTTER_DRAIN_DELAY":       "0s",
+		"OTTER_UNAVAILABLE_RETRY": "2s",
 	}
 }
 

@@ -79,6 +79,7 @@ type submissionDoc struct {
 	Claims         int                `firestore:"claims"` // claim documents made so far
 	LeaseToken     string             `firestore:"lease_token"`
 	LeaseExpires   int64              `firestore:"lease_expires_us"`
+	NotBefore      int64              `firestore:"not_before_us"` // a released submission waits until then; 0 for none
 	StartedAt      *time.Time         `firestore:"started_at"`
 	FinishedAt     *time.Time         `firestore:"finished_at"`
 	Grade          *float64           `firestore:"grade"`
@@ -292,7 +293,9 @@ type candidate struct {
 func (s *Store) candidates(ctx context.Context, now time.Time) ([]candidate, error) {
 	var out []candidate
 	for _, q := range []firestore.Query{
-		s.submissions.Where("status", "==", string(service.StatusQueued)).OrderBy("received_us", firestore.Asc).Limit(8),
+		// Due first (not_before_us 0 for all but released ones), then oldest.
+		s.submissions.Where("status", "==", string(service.StatusQueued)).Where("not_before_us", "<=", now.UnixMicro()).
+			OrderBy("not_before_us", firestore.Asc).OrderBy("received_us", firestore.Asc).Limit(8),
 		s.submissions.Where("status", "==", string(service.StatusGrading)).Where("lease_expires_us", "<=", now.UnixMicro()).Limit(8),
 	} {
 		snaps, err := q.Documents(ctx).GetAll()
@@ -353,13 +356,18 @@ func (s *Store) ExtendLease(ctx context.Context, id string, l *service.Lease, no
 }
 
 // Release implements service.Store.
-func (s *Store) Release(ctx context.Context, id string, l *service.Lease) error {
+func (s *Store) Release(ctx context.Context, id string, l *service.Lease, notBefore time.Time) error {
+	var nb int64
+	if !notBefore.IsZero() {
+		nb = notBefore.UnixMicro()
+	}
 	return s.held(ctx, id, l, []string{string(service.StatusGrading)}, func(tx *firestore.Transaction, d *submissionDoc) error {
 		return tx.Update(s.submissions.Doc(id), []firestore.Update{
 			{Path: "status", Value: string(service.StatusQueued)},
 			{Path: "attempts", Value: max(d.Attempts-1, 0)},
 			{Path: "lease_token", Value: ""},
 			{Path: "lease_expires_us", Value: 0},
+			{Path: "not_before_us", Value: nb},
 		})
 	})
 }

@@ -31,7 +31,7 @@ type fakeCourses struct{ cfg courseconfig.Config }
 
 func newFakeCourses(t testing.TB) *fakeCourses {
 	cfg, err := courseconfig.Parse([]byte(`{"8x": {"1": {"course_id": "BerkeleyX+Data8.1x+3T2022",
-		"subpath_to_zips": "materials", "assignments": {"lab01": "6333e19d6b4d46f88df671ba50f616d8"}}}}`))
+		"subpath_to_zips": "materials", "assignments": {"lab01": "6333e19d6b4d46f88df671ba50f616d8", "lab02": "7393ab3b1bebe7c87c678281328bc2fa"}}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +254,7 @@ type status struct {
 	ID            string             `json:"id"`
 	Status        string             `json:"status"`
 	Assignment    string             `json:"assignment"`
+	Attempts      int                `json:"attempts"`
 	QueuePosition int                `json:"queue_position"`
 	ReceivedAt    *time.Time         `json:"received_at"`
 	StartedAt     *time.Time         `json:"started_at"`

@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS submissions (
 	post_error    TEXT,
 	post_next_at  INTEGER,
 	posted_at     INTEGER,
-	post_token    TEXT
+	post_token    TEXT,
+	not_before    INTEGER
 );
 CREATE INDEX IF NOT EXISTS submissions_queued ON submissions(seq) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS submissions_leased ON submissions(lease_expires) WHERE status = 'grading';
@@ -297,7 +298,7 @@ func migrate(db *sql.DB) error {
 	}
 	rows.Close()
 	for _, col := range []string{"post_status TEXT", "post_attempts INTEGER NOT NULL DEFAULT 0", "post_error TEXT",
-		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT"} {
+		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT", "not_before INTEGER"} {
 		name, _, _ := strings.Cut(col, " ")
 		if !have[name] {
 			if _, err := db.Exec(`ALTER TABLE submissions ADD COLUMN ` + col); err != nil {
@@ -403,10 +404,10 @@ func (s *Store) Claim(ctx context.Context, now time.Time, ttl time.Duration) (*s
 		// The oldest of: the first queued submission, and the first whose
 		// lease expired.
 		row := tx.QueryRow(`SELECT id FROM (
-				SELECT id, seq FROM (SELECT id, seq FROM submissions WHERE status = 'queued' ORDER BY seq LIMIT 1)
+				SELECT id, seq FROM (SELECT id, seq FROM submissions WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) ORDER BY seq LIMIT 1)
 				UNION ALL
 				SELECT id, seq FROM (SELECT id, seq FROM submissions WHERE status = 'grading' AND lease_expires <= ? ORDER BY lease_expires LIMIT 1)
-			) ORDER BY seq LIMIT 1`, now.UnixNano())
+			) ORDER BY seq LIMIT 1`, now.UnixNano(), now.UnixNano())
 		var id string
 		if err := row.Scan(&id); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -439,10 +440,14 @@ func (s *Store) ExtendLease(ctx context.Context, id string, l *service.Lease, no
 }
 
 // Release implements service.Store.
-func (s *Store) Release(ctx context.Context, id string, l *service.Lease) error {
+func (s *Store) Release(ctx context.Context, id string, l *service.Lease, notBefore time.Time) error {
+	var nb any
+	if !notBefore.IsZero() {
+		nb = notBefore.UnixNano()
+	}
 	return s.exec1(ctx, `UPDATE submissions
-		SET status = 'queued', lease_token = NULL, lease_expires = NULL, attempts = MAX(attempts - 1, 0)
-		WHERE id = ? AND lease_token = ? AND status = 'grading'`, id, l.Token)
+		SET status = 'queued', lease_token = NULL, lease_expires = NULL, attempts = MAX(attempts - 1, 0), not_before = ?
+		WHERE id = ? AND lease_token = ? AND status = 'grading'`, nb, id, l.Token)
 }
 
 // Finish implements service.Store.

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"ExpiredLeaseIsReclaimed", testExpiredLease},
 		{"LeaseHolderOnly", testLeaseHolderOnly},
 		{"ReleaseRequeues", testRelease},
+		{"ReleaseUntilStepsAside", testReleaseUntil},
 		{"FinishGradedOnce", testFinishGradedOnce},
 		{"FinishFailed", testFinishFailed},
 		{"ConcurrentClaimsAreExclusive", testConcurrentClaims},
@@ -187,7 +188,7 @@ func testLeaseHolderOnly(t *testing.T, s service.Store) {
 	}
 	stranger := &service.Lease{Token: "someone-else", Expires: l.Expires}
 	wantCode(t, "ExtendLease by a stranger", s.ExtendLease(ctx, sub.ID, stranger, now, time.Minute), service.ECONFLICT)
-	wantCode(t, "Release by a stranger", s.Release(ctx, sub.ID, stranger), service.ECONFLICT)
+	wantCode(t, "Release by a stranger", s.Release(ctx, sub.ID, stranger, time.Time{}), service.ECONFLICT)
 	wantCode(t, "Finish by a stranger", s.Finish(ctx, sub.ID, stranger, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now}), service.ECONFLICT)
 	if err := s.ExtendLease(ctx, sub.ID, l, now.Add(50*time.Second), time.Minute); err != nil {
 		t.Fatalf("ExtendLease by the holder: %v", err)
@@ -206,7 +207,7 @@ func testRelease(t *testing.T, s service.Store) {
 	create(t, s, a, []byte("{}"))
 	create(t, s, b, []byte("{}"))
 	got, l := claim(t, s, t0.Add(time.Hour))
-	if err := s.Release(ctx, got.ID, l); err != nil {
+	if err := s.Release(ctx, got.ID, l, time.Time{}); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
 	sub, err := s.Submission(ctx, a.ID)
@@ -216,7 +217,33 @@ func testRelease(t *testing.T, s service.Store) {
 	if again, _ := claim(t, s, t0.Add(time.Hour)); again == nil || again.ID != a.ID {
 		t.Fatalf("after Release, Claim = %v; want %s back at the head of the queue", again, a.ID)
 	}
-	wantCode(t, "Release with a spent lease", s.Release(ctx, a.ID, l), service.ECONFLICT)
+	wantCode(t, "Release with a spent lease", s.Release(ctx, a.ID, l, time.Time{}), service.ECONFLICT)
+}
+
+// testReleaseUntil: a submission released until later does not hold up the
+// queue behind it, and is claimed again once its time comes.
+func testReleaseUntil(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	a, b := newSub(0, "alice"), newSub(1, "bob")
+	create(t, s, a, []byte("{}"))
+	create(t, s, b, []byte("{}"))
+	now := t0.Add(time.Hour)
+	got, l := claim(t, s, now)
+	if got == nil || got.ID != a.ID {
+		t.Fatalf("Claim = %+v; want %s", got, a.ID)
+	}
+	if err := s.Release(ctx, a.ID, l, now.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if next, _ := claim(t, s, now.Add(time.Second)); next == nil || next.ID != b.ID {
+		t.Fatalf("while %s steps aside, Claim = %+v; want %s", a.ID, next, b.ID)
+	}
+	if none, _ := claim(t, s, now.Add(2*time.Second)); none != nil {
+		t.Fatalf("claimed %s before its time", none.ID)
+	}
+	if again, _ := claim(t, s, now.Add(30*time.Second)); again == nil || again.ID != a.ID || again.Attempts != 1 {
+		t.Fatalf("at its time, Claim = %+v; want %s with one attempt counted", again, a.ID)
+	}
 }
 
 func testFinishGradedOnce(t *testing.T, s service.Store) {
