@@ -223,11 +223,11 @@ func TestMetricsMove(t *testing.T) {
 	waitDone(t, p, url, 5*time.Minute)
 	after := scrape(t, p)
 	for series, delta := range map[string]float64{
-		"otter_submissions_accepted_total":                     1,
+		"otter_submissions_accepted_total":                        1,
 		`otter_submissions_refused_total{reason="unprocessable"}`: 1,
-		`otter_gradings_total{outcome="graded"}`:               1,
-		"otter_grading_duration_seconds_count":                 1,
-		"otter_submission_to_grade_seconds_count":              1,
+		`otter_gradings_total{outcome="graded"}`:                  1,
+		"otter_grading_duration_seconds_count":                    1,
+		"otter_submission_to_grade_seconds_count":                 1,
 	} {
 		was := max(metric(before, series), 0)
 		if got := metric(after, series); got != was+delta {
