@@ -42,15 +42,26 @@ func TestServiceImage(t *testing.T) {
 	goImage := localGoImage(ctx, t, docker)
 	image := "otter-service:image-test"
 	args := []string{"build", "--network", "host", "--build-arg", "GO_IMAGE=" + goImage,
-		"--label", "otter-service.image-test=1", "-t", image, "-f", filepath.Join(root, "Dockerfile")}
+		"--label", "otter-service.image-test=1", "-f", filepath.Join(root, "Dockerfile")}
 	for _, name := range []string{"GOPROXY", "GOFLAGS", "GOSUMDB", "GONOSUMDB", "GOPRIVATE"} {
 		args = append(args, "--build-arg", name+"="+goEnv(t, name))
 	}
 	start := time.Now()
-	run(ctx, t, docker, append(args, root)...)
+	// The stages are tagged too, so that the previous run's stage images
+	// become dangling and are removed below, while the layers the new ones
+	// share with them (the module downloads, the compiled dependencies) stay
+	// as the next run's cache.
+	for _, target := range []string{"deps", "build", ""} {
+		tag := image
+		a := append([]string{}, args...)
+		if target != "" {
+			tag = "otter-service-" + target + ":image-test"
+			a = append(a, "--target", target)
+		}
+		run(ctx, t, docker, append(a, "-t", tag, root)...)
+	}
 	t.Logf("built %s in %s", image, time.Since(start).Round(time.Second))
 	t.Cleanup(func() {
-		// Dangling stages of earlier builds go; the cached layers stay.
 		exec.Command(docker, "image", "prune", "-f", "--filter", "label=otter-service.image-test=1").Run()
 	})
 
