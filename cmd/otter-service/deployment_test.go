@@ -320,8 +320,14 @@ func TestKubernetesOverlaysRendered(t *testing.T) {
 			if img := str(serviceContainer(t, dep), "image"); !strings.Contains(img, "/otter-service:") {
 				t.Errorf("service image %q: the overlay should name it in a registry, with a tag", img)
 			}
-			if str(dep, "spec", "replicas") == "" {
-				t.Error("the overlay sets no replicas")
+			// The autoscaler owns the replica count: a count in the
+			// Deployment would be reapplied by every kubectl apply.
+			if r := str(dep, "spec", "replicas"); r != "" {
+				t.Errorf("the Deployment sets replicas: %s; leave them to the HorizontalPodAutoscaler", r)
+			}
+			hpa := k.get("HorizontalPodAutoscaler", "otter-service")
+			if str(hpa, "spec", "minReplicas") == "" || str(hpa, "spec", "maxReplicas") == "" {
+				t.Errorf("the overlay's autoscaler has no replica bounds: %v", mapAt(hpa, "spec"))
 			}
 		})
 	}
