@@ -41,7 +41,7 @@ func TestServiceImage(t *testing.T) {
 
 	goImage := localGoImage(ctx, t, docker)
 	image := "otter-service:image-test"
-	args := []string{"build", "--network", "host", "--build-arg", "GO_IMAGE=" + goImage,
+	args := []string{"build", "--force-rm", "--network", "host", "--build-arg", "GO_IMAGE=" + goImage,
 		"--label", "otter-service.image-test=1", "-f", filepath.Join(root, "Dockerfile")}
 	for _, name := range []string{"GOPROXY", "GOFLAGS", "GOSUMDB", "GONOSUMDB", "GOPRIVATE"} {
 		args = append(args, "--build-arg", name+"="+goEnv(t, name))
