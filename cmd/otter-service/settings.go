@@ -24,7 +24,7 @@ func settingNames() []string {
 	seen := map[string]bool{}
 	loadConfig(func(name string) string {
 		generic := name
-		for _, c := range []string{"_A8X", "_T8X", "_S8X"} {
+		for _, c := range []string{"_A8X", "_T8X", "_S8X", "_G8X"} {
 			generic = strings.Replace(generic, c, "_<COURSE>", 1)
 		}
 		seen[generic] = true
