@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -102,7 +103,9 @@ func (s *Service) Submit(ctx context.Context, who Identity, body []byte) (*Submi
 		return nil, err
 	}
 	if err := s.admit(ctx, who); err != nil {
-		s.refused(ctx, who, a, err)
+		if code := ErrorCode(err); code == ELIMIT || errors.Is(err, errQueueFull) {
+			s.refused(ctx, who, a, err) // not when the store itself cannot be reached
+		}
 		return nil, err
 	}
 	return s.queue(ctx, NewID(), who, a, notebook)

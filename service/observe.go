@@ -59,6 +59,9 @@ func (s *Service) queuedOne() {
 	s.qc.mu.Unlock()
 }
 
+// errQueueFull refuses a submission to a full queue.
+var errQueueFull = Errorf(EUNAVAILABLE, "So many notebooks are waiting to be graded that yours cannot be taken right now. Please submit again in a few minutes; anything you submitted before is still queued.")
+
 // admit applies the limits on what the service takes: a bounded queue, so a
 // flood cannot grow it without end (what is queued is untouched), and a
 // bound on each student's submissions in flight, so one student cannot
@@ -73,7 +76,7 @@ func (s *Service) admit(ctx context.Context, who Identity) error {
 			return err
 		}
 		if n >= s.cfg.MaxQueue {
-			return Errorf(EUNAVAILABLE, "So many notebooks are waiting to be graded that yours cannot be taken right now. Please submit again in a few minutes; anything you submitted before is still queued.")
+			return errQueueFull
 		}
 	}
 	if s.cfg.MaxPerUser > 0 && who.Name != "" {

@@ -517,6 +517,8 @@ func (s *Store) Grades(ctx context.Context, f service.GradeFilter) ([]service.Gr
 
 // AppendLog implements service.Store.
 func (s *Store) AppendLog(ctx context.Context, e service.LogEntry) error {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	_, _, err := s.logs.Add(ctx, map[string]any{
 		"submission_id": e.SubmissionID, "user": e.User, "course": e.Course, "section": e.Section,
 		"assignment": e.Assignment.Assignment, "message": e.Message, "trace": e.Trace, "type": e.Type,
@@ -555,8 +557,15 @@ func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEnt
 	return out, nil
 }
 
+// readTimeout bounds the reads on the accept path and the health checks:
+// the client retries an unreachable database until its context ends, and a
+// student (or a probe) should get a clear 503 instead.
+const readTimeout = 10 * time.Second
+
 // Ping implements service.Store: a read of a document that need not exist.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	_, err := s.submissions.Doc("otter-service-ping").Get(ctx)
 	if status.Code(err) == codes.NotFound {
 		return nil
@@ -566,6 +575,8 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Counts implements service.Store, with count aggregations.
 func (s *Store) Counts(ctx context.Context) (service.Counts, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	var c service.Counts
 	for _, q := range []struct {
 		n     *int
@@ -587,6 +598,8 @@ func (s *Store) Counts(ctx context.Context) (service.Counts, error) {
 
 // InFlight implements service.Store.
 func (s *Store) InFlight(ctx context.Context, user string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	return count(ctx, s.submissions.Where("user", "==", user).Where("status", "in", []string{string(service.StatusQueued), string(service.StatusGrading)}))
 }
 
