@@ -247,7 +247,9 @@ def run_hub(binary, emulator, tmp, mode):
         _wait_http(url + PAGE_PREFIX, "the page service behind the proxy", proc, log)
         # Without credentials the service answers 401; the proxy, before it has the route, 404.
         _wait_http(url + PREFIX, "the service behind the proxy", proc, log, ok=(401,))
-        yield Hub(url, hub_api, admin_token, page_token, service, firestore_client(emulator), environment, log)
+        running = Hub(url, hub_api, admin_token, page_token, service, firestore_client(emulator), environment, log)
+        running.proc = proc  # for the test that takes the Hub down
+        yield running
     finally:
         _stop(proc)
         page.shutdown()

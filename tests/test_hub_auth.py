@@ -11,8 +11,10 @@ import urllib.parse
 import uuid
 
 import pytest
+import requests
 
 from conftest import PREFIX, SUBMISSIONS
+from hub_fixtures import _stop
 
 JSON = {"Content-Type": "application/json"}
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -308,3 +310,21 @@ def test_managed_service(managed_hub):
     resp = s.post(hub.url + PREFIX, headers={**JSON, "Origin": hub.url}, data=body(), allow_redirects=False, timeout=60)
     assert resp.status_code == 202, resp.text
     check_attributed(hub, resp.json(), "student2")
+
+
+# Last, because it takes the Hub down: with the Hub unreachable, a token the
+# service has not seen is neither accepted nor refused, but answered 503.
+
+
+def test_hub_outage_gives_503_not_a_wrong_answer(hub):
+    fresh = hub.admin("POST", "/users/student1/tokens", json={"note": "pytest outage", "expires_in": 3600})["token"]
+    submissions = hub.db.collection(f"{hub.environment}-submissions")
+    before = len(list(submissions.stream()))
+    _stop(hub.proc)
+    resp = requests.post(f"http://{hub.service.addr}{PREFIX}", headers={**JSON, "Authorization": "token " + fresh},
+                         data=body(), timeout=60)
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["error"]["code"] == "unavailable"
+    assert "JupyterHub cannot be reached" in resp.json()["error"]["message"]
+    assert resp.headers.get("Retry-After")
+    assert len(list(submissions.stream())) == before, "a submission was accepted while nobody could say whose it was"
