@@ -141,13 +141,11 @@ func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, n
 	} else {
 		// The chunks first: once the submission document exists, its
 		// notebook is whole.
-		for i := 0; i*chunkSize < len(notebook); i++ {
-			part := notebook[i*chunkSize : min((i+1)*chunkSize, len(notebook))]
-			if _, err := doc.Collection("chunks").Doc(fmt.Sprint(i)).Set(ctx, map[string]any{"data": part}); err != nil {
-				return mapError(err)
-			}
-			d.NotebookChunks++
+		n, err := putChunks(ctx, doc, notebook)
+		if err != nil {
+			return err
 		}
+		d.NotebookChunks = n
 	}
 	if _, err := doc.Create(ctx, d); err != nil {
 		if status.Code(err) == codes.AlreadyExists {
@@ -191,19 +189,36 @@ func (s *Store) Notebook(ctx context.Context, id string) ([]byte, error) {
 	if d.NotebookChunks == 0 {
 		return []byte(d.Notebook), nil
 	}
-	var nb []byte
-	for i := 0; i < d.NotebookChunks; i++ {
-		snap, err := s.submissions.Doc(id).Collection("chunks").Doc(fmt.Sprint(i)).Get(ctx)
+	return getChunks(ctx, s.submissions.Doc(id), nil, d.NotebookChunks)
+}
+
+// putChunks stores data in chunk documents under doc, each well under the
+// document size limit, and returns how many it wrote.
+func putChunks(ctx context.Context, doc *firestore.DocumentRef, data []byte) (int, error) {
+	n := 0
+	for ; n*chunkSize < len(data); n++ {
+		part := data[n*chunkSize : min((n+1)*chunkSize, len(data))]
+		if _, err := doc.Collection("chunks").Doc(fmt.Sprint(n)).Set(ctx, map[string]any{"data": part}); err != nil {
+			return 0, mapError(err)
+		}
+	}
+	return n, nil
+}
+
+// getChunks appends the n chunk documents under doc to data.
+func getChunks(ctx context.Context, doc *firestore.DocumentRef, data []byte, n int) ([]byte, error) {
+	for i := 0; i < n; i++ {
+		snap, err := doc.Collection("chunks").Doc(fmt.Sprint(i)).Get(ctx)
 		if err != nil {
 			return nil, mapError(err)
 		}
 		part, ok := snap.Data()["data"].([]byte)
 		if !ok {
-			return nil, fmt.Errorf("firestore: submission %s: chunk %d has no data", id, i)
+			return nil, fmt.Errorf("firestore: %s: chunk %d has no data", doc.Path, i)
 		}
-		nb = append(nb, part...)
+		data = append(data, part...)
 	}
-	return nb, nil
+	return data, nil
 }
 
 // QueuePosition implements service.Store.
@@ -627,12 +642,9 @@ func (s *Store) Hold(ctx context.Context, key string, body []byte, expires time.
 	if len(body) <= chunkSize {
 		d["body"] = body
 	} else {
-		n := 0
-		for ; n*chunkSize < len(body); n++ {
-			part := body[n*chunkSize : min((n+1)*chunkSize, len(body))]
-			if _, err := doc.Collection("chunks").Doc(fmt.Sprint(n)).Set(ctx, map[string]any{"data": part}); err != nil {
-				return mapError(err)
-			}
+		n, err := putChunks(ctx, doc, body)
+		if err != nil {
+			return err
 		}
 		d["chunks"] = n
 	}
@@ -660,19 +672,7 @@ func (s *Store) Held(ctx context.Context, key string, now time.Time) ([]byte, er
 	if d.Expires <= now.UnixMicro() {
 		return nil, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
 	}
-	body := d.Body
-	for i := 0; i < d.Chunks; i++ {
-		c, err := s.holds.Doc(key).Collection("chunks").Doc(fmt.Sprint(i)).Get(ctx)
-		if err != nil {
-			return nil, mapError(err)
-		}
-		part, ok := c.Data()["data"].([]byte)
-		if !ok {
-			return nil, fmt.Errorf("firestore: held %s: chunk %d has no data", key, i)
-		}
-		body = append(body, part...)
-	}
-	return body, nil
+	return getChunks(ctx, s.holds.Doc(key), d.Body, d.Chunks)
 }
 
 // DropHeld implements service.Store.
