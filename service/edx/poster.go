@@ -41,25 +41,15 @@ func (p *Poster) Post(ctx context.Context, sub *service.Submission) error {
 	if err != nil {
 		return service.Errorf(service.EUNPROCESSABLE, "The grade cannot be posted: %v.", err)
 	}
-	err = p.Client.ReplaceResult(ctx, creds, url, sourcedID, sub.Grade)
-	switch {
+	switch err := p.Client.ReplaceResult(ctx, creds, url, sourcedID, sub.Grade); {
 	case err == nil:
 		return nil
 	case lti.IsPermanent(err):
-		return &postError{service.Errorf(service.EUNPROCESSABLE, "edX refused the grade: %v", err), err}
+		return service.Errorf(service.EUNPROCESSABLE, "edX refused the grade: %v", err)
 	default:
-		return &postError{service.Errorf(service.EUNAVAILABLE, "edX could not be reached: %v", err), err}
+		return service.Errorf(service.EUNAVAILABLE, "edX could not be reached: %v", err)
 	}
 }
-
-// postError keeps the lti error beside the service's.
-type postError struct {
-	svc   *service.Error
-	cause error
-}
-
-func (e *postError) Error() string   { return e.svc.Error() }
-func (e *postError) Unwrap() []error { return []error{e.svc, e.cause} }
 
 // StaticCredentials returns a Credentials function: the course's own pair
 // if perCourse has one, else the default; an error naming the course if
