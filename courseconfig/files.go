@@ -39,11 +39,7 @@ type Files interface {
 // larger than MaxZipSize. A configuration that fails any check is not
 // returned.
 func Load(files Files) (Config, error) {
-	data, err := files.ReadFile(FileName, MaxConfigSize)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := Parse(data)
+	cfg, err := read(files)
 	if err != nil {
 		return nil, err
 	}
@@ -157,16 +153,21 @@ type AssignmentCheck struct {
 	Err                         error // nil if the autograder is usable
 }
 
+// read reads and parses course-config.json.
+func read(files Files) (Config, error) {
+	data, err := files.ReadFile(FileName, MaxConfigSize)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+}
+
 // Check is what course staff run before pushing: it parses course-config.json
 // and checks every autograder zip it names with CheckAutograder. It returns
 // an error if course-config.json itself is unusable, and otherwise one result
 // per assignment.
 func Check(files Files) ([]AssignmentCheck, error) {
-	data, err := files.ReadFile(FileName, MaxConfigSize)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := Parse(data)
+	cfg, err := read(files)
 	if err != nil {
 		return nil, err
 	}
