@@ -12,8 +12,8 @@ setup:
 	@$(GO) mod download
 	@bash scripts/python-env.sh .venv deployment/grader-image/requirements.txt
 	@bash scripts/python-env.sh .venv-tests tests/requirements.txt
-	@bash scripts/emulator-env.sh
-	@bash scripts/hub-env.sh
+	@bash scripts/npm-env.sh tests/emulator
+	@bash scripts/npm-env.sh tests/hub
 
 build:
 	@$(GO) build -o $(BIN) ./cmd/otter-service
