@@ -32,6 +32,7 @@ const ELIMIT = "too_many"
 type queueCache struct {
 	mu     sync.Mutex
 	counts Counts
+	err    error // the last read's, kept as long as a good answer would be
 	at     time.Time
 }
 
@@ -41,14 +42,15 @@ const queueCacheTTL = time.Second
 func (s *Service) queued(ctx context.Context) (int, error) {
 	s.qc.mu.Lock()
 	defer s.qc.mu.Unlock()
+	// A failed read is remembered too: with the store down, submissions
+	// are refused at once instead of each waiting out its own read.
 	if now := s.now(); now.Sub(s.qc.at) >= queueCacheTTL || now.Before(s.qc.at) {
-		c, err := s.store.Counts(ctx)
-		if err != nil {
-			return 0, err
-		}
-		s.qc.counts, s.qc.at = c, now
+		// Not on the request's context: one client hanging up must not
+		// become the answer for the others.
+		s.qc.counts, s.qc.err = s.store.Counts(context.WithoutCancel(ctx))
+		s.qc.at = s.now()
 	}
-	return s.qc.counts.Queued, nil
+	return s.qc.counts.Queued, s.qc.err
 }
 
 // queuedOne counts a submission this instance just queued into the cached
