@@ -179,37 +179,38 @@ func (s *Service) Hold(ctx context.Context, body []byte) (string, error) {
 func (s *Service) SubmitHeld(ctx context.Context, who Identity, key string) (*Submission, error) {
 	body, err := s.store.Held(ctx, key, s.now())
 	if ErrorCode(err) == ENOTFOUND {
-		if sub, err := s.store.Submission(ctx, key); err == nil && sub.User == who.Name {
-			return sub, nil // this sign-in was already finished
-		}
-		return nil, Errorf(ENOTFOUND, "Your submission waited too long for you to sign in and was not kept; submit again.")
+		return s.queuedBefore(ctx, who, key)
 	}
 	if err != nil {
 		return nil, err
 	}
 	notebook, a, err := s.check(ctx, who, body)
-	if err == nil {
-		err = s.admit(ctx, who)
+	if err != nil {
+		return nil, err
 	}
-	if err == nil {
-		var sub *Submission
-		sub, err = s.queue(ctx, key, who, a, notebook)
-		if ErrorCode(err) == ECONFLICT {
-			if prev, perr := s.store.Submission(ctx, key); perr == nil && prev.User == who.Name {
-				sub, err = prev, nil
-			} else {
-				err = Errorf(ENOTFOUND, "Your submission waited too long for you to sign in and was not kept; submit again.")
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		if derr := s.store.DropHeld(ctx, key, s.now()); derr != nil {
-			s.log.Warn("could not drop a held submission body; it expires by itself", "key", key, "err", derr)
-		}
+	if err := s.admit(ctx, who); err != nil {
+		return nil, err
+	}
+	sub, err := s.queue(ctx, key, who, a, notebook)
+	if ErrorCode(err) == ECONFLICT {
+		sub, err = s.queuedBefore(ctx, who, key) // the callback was replayed
+	}
+	if err != nil {
+		return nil, err
+	}
+	if derr := s.store.DropHeld(ctx, key, s.now()); derr != nil {
+		s.log.Warn("could not drop a held submission body; it expires by itself", "key", key, "err", derr)
+	}
+	return sub, nil
+}
+
+// queuedBefore returns the submission an earlier finish of the same sign-in
+// queued under key, if it is who's.
+func (s *Service) queuedBefore(ctx context.Context, who Identity, key string) (*Submission, error) {
+	if sub, err := s.store.Submission(ctx, key); err == nil && sub.User == who.Name {
 		return sub, nil
 	}
-	return nil, err
+	return nil, Errorf(ENOTFOUND, "Your submission waited too long for you to sign in and was not kept; submit again.")
 }
 
 // SubmissionStatus is a submission as its owner sees it.
