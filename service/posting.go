@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 )
@@ -46,40 +47,47 @@ func (s *Service) postLoop(ctx context.Context) {
 // post makes one attempt at posting sub's grade and records its outcome.
 func (s *Service) post(ctx context.Context, sub *Submission, lease *Lease) {
 	log := s.logger(sub).With("post_attempt", sub.Post.Attempts)
-	p := Post{}
-	if newer, err := s.newerGrade(ctx, sub); err != nil {
-		log.Warn("cannot check for a newer grade before posting; will retry", "err", err)
-		p = Post{Status: PostPending, LastError: "The grade could not be posted yet; it will be retried.", NextAt: s.now().Add(s.cfg.PostBackoffBase)}
-	} else if newer != "" {
-		p = Post{Status: PostSuperseded, LastError: fmt.Sprintf("A newer submission (%s) was graded; its grade is posted instead.", newer)}
-		log.Info("grade not posted: a newer submission's grade supersedes it", "newer", newer)
-	} else {
-		pctx, cancel := context.WithTimeout(ctx, postLease/2)
-		err := s.cfg.Poster.Post(pctx, sub)
-		cancel()
-		now := s.now()
-		switch {
-		case err == nil:
-			p = Post{Status: PostPosted, PostedAt: now.UTC()}
-			log.Info("grade posted", "grade", sub.Grade)
-			s.record(ctx, sub, LogInfo, fmt.Sprintf("grade %.4f posted to edX", sub.Grade), "")
-		case ErrorCode(err) == EUNAVAILABLE && now.Before(sub.FinishedAt.Add(s.cfg.PostRetryPeriod)):
-			next := now.Add(postBackoff(sub.Post.Attempts, s.cfg.PostBackoffBase, s.cfg.PostBackoffMax))
-			p = Post{Status: PostPending, LastError: ErrorMessage(err), NextAt: next.UTC()}
-			log.Warn("grade post failed; will retry", "err", err, "next_attempt", next)
-		case ErrorCode(err) == EUNAVAILABLE:
-			p = Post{Status: PostFailed, LastError: fmt.Sprintf("edX could not be reached for %s; the grade was not posted: %s", s.cfg.PostRetryPeriod, ErrorMessage(err))}
-			log.Error("grade post failed; retry period over, giving up", "err", err)
-			s.record(ctx, sub, LogError, p.LastError, err.Error())
-		default:
-			p = Post{Status: PostFailed, LastError: ErrorMessage(err)}
-			log.Error("edX refused the grade", "err", err)
-			s.record(ctx, sub, LogError, "edX refused the grade: "+ErrorMessage(err), err.Error())
-		}
-	}
+	p := s.attemptPost(ctx, sub, log)
 	s.cfg.Observer.Posted(p.Status)
 	if err := s.store.FinishPost(context.WithoutCancel(ctx), sub.ID, lease, p); err != nil {
 		log.Error("cannot record the grade post's outcome; the post will be attempted again", "err", err)
+	}
+}
+
+// attemptPost posts sub's grade unless a newer grade supersedes it, and
+// returns what became of the post.
+func (s *Service) attemptPost(ctx context.Context, sub *Submission, log *slog.Logger) Post {
+	newer, err := s.newerGrade(ctx, sub)
+	if err != nil {
+		log.Warn("cannot check for a newer grade before posting; will retry", "err", err)
+		return Post{Status: PostPending, LastError: "The grade could not be posted yet; it will be retried.", NextAt: s.now().Add(s.cfg.PostBackoffBase)}
+	}
+	if newer != "" {
+		log.Info("grade not posted: a newer submission's grade supersedes it", "newer", newer)
+		return Post{Status: PostSuperseded, LastError: fmt.Sprintf("A newer submission (%s) was graded; its grade is posted instead.", newer)}
+	}
+	pctx, cancel := context.WithTimeout(ctx, postLease/2)
+	err = s.cfg.Poster.Post(pctx, sub)
+	cancel()
+	now := s.now()
+	switch {
+	case err == nil:
+		log.Info("grade posted", "grade", sub.Grade)
+		s.record(ctx, sub, LogInfo, fmt.Sprintf("grade %.4f posted to edX", sub.Grade), "")
+		return Post{Status: PostPosted, PostedAt: now.UTC()}
+	case ErrorCode(err) == EUNAVAILABLE && now.Before(sub.FinishedAt.Add(s.cfg.PostRetryPeriod)):
+		next := now.Add(postBackoff(sub.Post.Attempts, s.cfg.PostBackoffBase, s.cfg.PostBackoffMax))
+		log.Warn("grade post failed; will retry", "err", err, "next_attempt", next)
+		return Post{Status: PostPending, LastError: ErrorMessage(err), NextAt: next.UTC()}
+	case ErrorCode(err) == EUNAVAILABLE:
+		p := Post{Status: PostFailed, LastError: fmt.Sprintf("edX could not be reached for %s; the grade was not posted: %s", s.cfg.PostRetryPeriod, ErrorMessage(err))}
+		log.Error("grade post failed; retry period over, giving up", "err", err)
+		s.record(ctx, sub, LogError, p.LastError, err.Error())
+		return p
+	default:
+		log.Error("edX refused the grade", "err", err)
+		s.record(ctx, sub, LogError, "edX refused the grade: "+ErrorMessage(err), err.Error())
+		return Post{Status: PostFailed, LastError: ErrorMessage(err)}
 	}
 }
 
