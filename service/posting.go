@@ -86,7 +86,7 @@ func (s *Service) attemptPost(ctx context.Context, sub *Submission, log *slog.Lo
 		return p
 	default:
 		log.Error("edX refused the grade", "err", err)
-		s.record(ctx, sub, LogError, "edX refused the grade: "+ErrorMessage(err), err.Error())
+		s.record(ctx, sub, LogError, ErrorMessage(err), err.Error()) // the poster says who refused
 		return Post{Status: PostFailed, LastError: ErrorMessage(err)}
 	}
 }
