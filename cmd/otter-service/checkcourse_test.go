@@ -64,16 +64,8 @@ func TestCourseCredentialsConfig(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte("tok-from-file\n"), 0o600)
-	base := map[string]string{"OTTER_COMMAND": "/bin/true"}
 	load := func(extra map[string]string) (*config, error) {
-		env := map[string]string{}
-		for k, v := range base {
-			env[k] = v
-		}
-		for k, v := range extra {
-			env[k] = v
-		}
-		return loadConfig(func(k string) string { return env[k] })
+		return loadWith(map[string]string{"OTTER_COMMAND": "/bin/true"}, extra)
 	}
 	cfg, err := load(map[string]string{
 		"OTTER_COURSE_REPOS":      "8x=https://git.example.org/m8.git#main,data-100=https://git.example.org/d.git,local=" + dir,

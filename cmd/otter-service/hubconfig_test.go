@@ -1,22 +1,15 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 )
 
 func TestHubConfig(t *testing.T) {
-	base := map[string]string{"OTTER_COURSE_REPOS": "8x=/srv/8x", "OTTER_COMMAND": "/bin/true"}
 	load := func(extra map[string]string) (*config, error) {
-		env := map[string]string{}
-		for k, v := range base {
-			env[k] = v
-		}
-		for k, v := range extra {
-			env[k] = v
-		}
-		return loadConfig(func(k string) string { return env[k] })
+		return loadWith(map[string]string{"OTTER_COURSE_REPOS": "8x=/srv/8x", "OTTER_COMMAND": "/bin/true"}, extra)
 	}
 
 	c, err := load(map[string]string{"TEST_USER": "student"})
@@ -59,4 +52,11 @@ func TestSettingNames(t *testing.T) {
 			t.Errorf("settings do not list %s: %v", want, names)
 		}
 	}
+}
+
+// loadWith loads the configuration from base with extra's settings over it.
+func loadWith(base, extra map[string]string) (*config, error) {
+	env := maps.Clone(base)
+	maps.Copy(env, extra)
+	return loadConfig(func(k string) string { return env[k] })
 }
