@@ -28,18 +28,27 @@ func ourContainers(t *testing.T, cli *client.Client, instance string) int {
 	return len(list)
 }
 
-// TestDockerCrashLeavesNoOrphans kills the service hard while grading
-// containers run: after a restart no container of the dead run remains and
-// every submission is graded exactly once.
-func TestDockerCrashLeavesNoOrphans(t *testing.T) {
+// dockerWithImage returns a client of the Docker engine, closed when t ends,
+// or skips t (fails it where required) if no engine with the grading image
+// answers.
+func dockerWithImage(t *testing.T) *client.Client {
+	t.Helper()
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
+	t.Cleanup(func() { cli.Close() })
 	if _, err := cli.ImageInspect(context.Background(), testenv.GradingImage()); err != nil {
 		testenv.Missing(t, "no Docker engine with the grading image: %v", err)
 	}
+	return cli
+}
+
+// TestDockerCrashLeavesNoOrphans kills the service hard while grading
+// containers run: after a restart no container of the dead run remains and
+// every submission is graded exactly once.
+func TestDockerCrashLeavesNoOrphans(t *testing.T) {
+	cli := dockerWithImage(t)
 	root, expected := examples(t)
 	env := baseEnv(t, root)
 	instance := fmt.Sprintf("crash-test-%d", time.Now().UnixNano())

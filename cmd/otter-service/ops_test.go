@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/client"
-
 	"github.com/otter-service/otter-service/internal/testenv"
 )
 
@@ -123,15 +121,7 @@ func waitReady(t *testing.T, p *proc, want int, check string) readyBody {
 // its own.
 func TestReadinessFollowsDependencies(t *testing.T) {
 	emulator := testenv.FirestoreEmulator(t)
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	if _, err := cli.ImageInspect(t.Context(), testenv.GradingImage()); err != nil {
-		testenv.Missing(t, "no Docker engine with the grading image: %v", err)
-	}
-	engine := strings.TrimPrefix(cli.DaemonHost(), "unix://")
+	engine := strings.TrimPrefix(dockerWithImage(t).DaemonHost(), "unix://")
 	store := newCutProxy(t, "tcp", "127.0.0.1:0", "tcp", emulator)
 	sock := filepath.Join(t.TempDir(), "engine.sock")
 	docker := newCutProxy(t, "unix", sock, "unix", engine)
