@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the tools the build and tests need are on this machine: Go, git,
-# Python 3 with venv, curl, and Debian's Chromium with its WebDriver (the
+# Python 3 with venv, curl, procps (pgrep), and Debian's Chromium with its WebDriver (the
 # JupyterHub tests drive a headless browser). Installs what is missing with
 # apt (as root), from the machine's configured Debian sources. Quick and
 # silent when all is here.
@@ -8,6 +8,7 @@ set -euo pipefail
 missing=()
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -24,3 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # go.mod names the Go version; an older go fetches that toolchain itself
 # through the module proxy (GOTOOLCHAIN=auto).
+# kustomize renders the Kubernetes overlays in the deployment tests: kubectl
+# carries it; where there is no kubectl, the pinned kustomize is built from
+# the Go module proxy into GOPATH/bin.
+gobin="$(go env GOPATH)/bin"
+if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&1 && [ ! -x "$gobin/kustomize" ]; then
+  echo "ensure-tools: installing kustomize" >&2
+  GOFLAGS= go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+fi
