@@ -1,9 +1,11 @@
 package grading
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"unicode"
@@ -22,21 +24,49 @@ const (
 
 // Result is a graded notebook.
 type Result struct {
-	Grade float64 // Σscore / Σmax_score, in [0, 1]
+	// Grade is otter's own total over its points possible when results.json
+	// has one (see ParseResults), else Σscore / Σmax_score; in [0, 1].
+	Grade float64
 	Tests []Test
 }
 
-// Test is one entry of results.json, cleaned.
+// Test is one scored entry of results.json, cleaned.
 type Test struct {
 	Name     string
 	Score    float64 // clamped to [0, MaxScore]
 	MaxScore float64
-	Hidden   bool   // visibility other than "visible"
-	Output   string // truncated to MaxTestOutput
+	// Visibility is otter's: one of the Visibility* values (anything else,
+	// or none, is VisibilityHidden).
+	Visibility string
+	Output     string // truncated to MaxTestOutput, control characters removed
+}
+
+// Visibility of a test, as otter-grader writes it in results.json (the
+// values of Gradescope's autograder format).
+const (
+	VisibilityVisible        = "visible"         // shown to students
+	VisibilityHidden         = "hidden"          // never shown to students
+	VisibilityAfterDueDate   = "after_due_date"  // shown after the due date
+	VisibilityAfterPublished = "after_published" // shown once grades are published
+)
+
+// normalizeVisibility returns v if it is one of otter's visibilities, else
+// VisibilityHidden.
+func normalizeVisibility(v string) string {
+	switch v {
+	case VisibilityVisible, VisibilityHidden, VisibilityAfterDueDate, VisibilityAfterPublished:
+		return v
+	}
+	return VisibilityHidden
 }
 
 type rawResults struct {
 	Tests *[]rawTest `json:"tests"`
+	// Score is otter's own total, written only with points_possible or
+	// score_threshold in the assignment's configuration (and as 0 in its
+	// error result). Read apart so that a malformed one does not make the
+	// whole document unreadable.
+	Score json.RawMessage `json:"score"`
 }
 
 type rawTest struct {
@@ -47,13 +77,24 @@ type rawTest struct {
 	Output     string   `json:"output"`
 }
 
-// ParseResults reads otter-grader's results.json: {"tests": [{"name",
-// "score", "max_score", "visibility", "output"}, ...]}. Entries without
-// max_score do not count. It returns an *Error of kind KindAutograder when the
-// data is not a usable result: too large, malformed, or without any scored
-// test (otter's own error result has a top-level "score": 0 and no
-// max_score).
-func ParseResults(data []byte) (*Result, error) {
+// ParseResults reads otter-grader's results.json, written by grading with
+// autograder (the zip otter assign made; its otter_config.json is read for
+// points_possible): {"tests": [{"name", "score", "max_score", "visibility",
+// "output"}, ...], "score"?: ...}. Entries without max_score do not count.
+//
+// The grade is otter's own: with points_possible or score_threshold in the
+// assignment's configuration, otter 7 writes a top-level "score" out of
+// points_possible (when set and non-zero, else out of Σmax_score), and the
+// grade is that score over that. Without a top-level score, or with one or
+// a points_possible that is not believable (negative, not a number, above
+// a million), or with an autograder whose otter_config.json cannot be
+// read, the grade is Σscore / Σmax_score. Either way it is clamped to
+// [0, 1].
+//
+// It returns an *Error of kind KindAutograder when the data is not a usable
+// result: too large, malformed, or without any scored test (otter's own
+// error result has a top-level "score": 0 and no max_score).
+func ParseResults(data, autograder []byte) (*Result, error) {
 	if len(data) > MaxResultsSize {
 		return nil, autograderError("the autograder's results are larger than %d bytes", MaxResultsSize)
 	}
@@ -87,11 +128,11 @@ func ParseResults(data []byte) (*Result, error) {
 			score = math.Min(math.Max(*t.Score, 0), max)
 		}
 		res.Tests = append(res.Tests, Test{
-			Name:     name,
-			Score:    score,
-			MaxScore: max,
-			Hidden:   t.Visibility != "" && t.Visibility != "visible",
-			Output:   clean(t.Output, MaxTestOutput),
+			Name:       name,
+			Score:      score,
+			MaxScore:   max,
+			Visibility: normalizeVisibility(t.Visibility),
+			Output:     clean(t.Output, MaxTestOutput),
 		})
 		total += score
 		possible += max
@@ -99,8 +140,67 @@ func ParseResults(data []byte) (*Result, error) {
 	if possible == 0 {
 		return nil, autograderError("the autograder produced no scored tests")
 	}
+	if score, ok := believable(raw.Score); ok {
+		if pp, ok := pointsPossible(autograder); ok {
+			if pp > 0 { // otter's `points_possible or possible`
+				possible = pp
+			}
+			total = math.Min(score, possible)
+		}
+	}
 	res.Grade = math.Min(math.Max(total/possible, 0), 1)
 	return res, nil
+}
+
+// believable returns the number raw holds if it is one in [0, maxPoints].
+func believable(raw json.RawMessage) (float64, bool) {
+	var v *float64
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil || v == nil {
+		return 0, false
+	}
+	if math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 || *v > maxPoints {
+		return 0, false
+	}
+	return *v, true
+}
+
+// maxOtterConfig is the largest otter_config.json read for points_possible.
+const maxOtterConfig = 1 << 20
+
+// pointsPossible returns the points_possible of the autograder zip's
+// otter_config.json: 0 if it sets none (or null, or 0, which otter takes as
+// none too, and if there is no otter_config.json). ok is false if the zip
+// or its otter_config.json cannot be read, or it sets a points_possible that
+// is not believable.
+func pointsPossible(autograder []byte) (pp float64, ok bool) {
+	zr, err := zip.NewReader(bytes.NewReader(autograder), int64(len(autograder)))
+	if err != nil {
+		return 0, false
+	}
+	for _, f := range zr.File {
+		if f.Name != "otter_config.json" {
+			continue
+		}
+		if f.UncompressedSize64 > maxOtterConfig {
+			return 0, false
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return 0, false
+		}
+		defer rc.Close()
+		var cfg struct {
+			PointsPossible json.RawMessage `json:"points_possible"`
+		}
+		if err := json.NewDecoder(io.LimitReader(rc, maxOtterConfig)).Decode(&cfg); err != nil {
+			return 0, false
+		}
+		if len(cfg.PointsPossible) == 0 || string(cfg.PointsPossible) == "null" {
+			return 0, true
+		}
+		return believable(cfg.PointsPossible)
+	}
+	return 0, true // no otter_config.json: otter grades with its defaults
 }
 
 func autograderError(format string, args ...any) *Error {

@@ -1,9 +1,15 @@
 package grading_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -44,7 +50,7 @@ func TestParseResults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := grading.ParseResults([]byte(tt.json))
+			res, err := grading.ParseResults([]byte(tt.json), nil)
 			if tt.errSubstr != "" {
 				gerr, ok := grading.AsError(err)
 				if !ok || gerr.Kind != grading.KindAutograder || !strings.Contains(gerr.Message, tt.errSubstr) {
@@ -68,14 +74,14 @@ func TestParseResults(t *testing.T) {
 func TestParseResultsHostile(t *testing.T) {
 	t.Run("oversized", func(t *testing.T) {
 		big := `{"tests": [{"name": "q1", "score": 1, "max_score": 1, "output": "` + strings.Repeat("A", grading.MaxResultsSize) + `"}]}`
-		if _, err := grading.ParseResults([]byte(big)); err == nil || !strings.Contains(err.Error(), "larger than") {
+		if _, err := grading.ParseResults([]byte(big), nil); err == nil || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("err = %v; want a size refusal", err)
 		}
 	})
 	t.Run("long names and outputs are cut, control characters dropped", func(t *testing.T) {
 		name := strings.Repeat("é", 300) + "\x1b[31m"
 		js := fmt.Sprintf(`{"tests": [{"name": %s, "score": 1, "max_score": 1, "output": %s}]}`, jsonString(name), jsonString(strings.Repeat("x\x07", 10000)))
-		res, err := grading.ParseResults([]byte(js))
+		res, err := grading.ParseResults([]byte(js), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,17 +95,215 @@ func TestParseResultsHostile(t *testing.T) {
 	})
 	t.Run("deeply nested", func(t *testing.T) {
 		js := `{"tests": [{"name": "q1", "score": 1, "max_score": 1, "x": ` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}]}`
-		if _, err := grading.ParseResults([]byte(js)); err == nil {
+		if _, err := grading.ParseResults([]byte(js), nil); err == nil {
 			t.Fatal("accepted 100000 levels of nesting")
 		}
 	})
-	t.Run("hidden flag", func(t *testing.T) {
-		res, err := grading.ParseResults([]byte(`{"tests": [{"name": "a", "score": 1, "max_score": 1, "visibility": "after_published"},
-			{"name": "b", "score": 1, "max_score": 1, "visibility": "visible"}]}`))
-		if err != nil || !res.Tests[0].Hidden || res.Tests[1].Hidden {
-			t.Fatalf("hidden flags wrong: %+v %v", res, err)
+	t.Run("visibility", func(t *testing.T) {
+		res, err := grading.ParseResults([]byte(`{"tests": [
+			{"name": "a", "score": 1, "max_score": 1, "visibility": "visible", "output": "a ok"},
+			{"name": "b", "score": 1, "max_score": 1, "visibility": "hidden"},
+			{"name": "c", "score": 1, "max_score": 1, "visibility": "after_due_date"},
+			{"name": "d", "score": 1, "max_score": 1, "visibility": "after_published"},
+			{"name": "e", "score": 1, "max_score": 1},
+			{"name": "f", "score": 1, "max_score": 1, "visibility": "Visible"},
+			{"name": "g", "score": 1, "max_score": 1, "visibility": "everyone"}]}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"visible", "hidden", "after_due_date", "after_published", "hidden", "hidden", "hidden"}
+		for i, tt := range res.Tests {
+			if tt.Visibility != want[i] {
+				t.Errorf("%s: visibility %q, want %q", tt.Name, tt.Visibility, want[i])
+			}
+		}
+		if res.Tests[0].Output != "a ok" {
+			t.Errorf("output %q, want it kept", res.Tests[0].Output)
 		}
 	})
+}
+
+// TestParseResultsOtter reads what otter-grader 7.0.0 wrote (testdata/gen.sh)
+// for one submission under several assignment configurations, and checks
+// the grade against the total and percentage otter printed for it.
+func TestParseResultsOtter(t *testing.T) {
+	cases := []string{"default", "points_possible", "threshold_pass", "threshold_fail", "threshold_points",
+		"show_hidden", "show_all_public", "thirds_points"}
+	scoreRE := regexp.MustCompile(`^Total Score: ([0-9.]+) / ([0-9.]+) \(([0-9.]+)%\)\n$`)
+	for _, name := range cases {
+		t.Run(name, func(t *testing.T) {
+			data, zip := otterCase(t, name)
+			printed := readFile(t, name+".score.txt")
+			m := scoreRE.FindStringSubmatch(string(printed))
+			if m == nil {
+				t.Fatalf("%s.score.txt: %q is not otter's score line", name, printed)
+			}
+			percent, _ := strconv.ParseFloat(m[3], 64)
+			res, err := grading.ParseResults(data, zip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// otter prints the percentage to 3 decimals.
+			if math.Abs(res.Grade*100-percent) > 0.0005+1e-9 {
+				t.Errorf("grade %v; otter printed %q", res.Grade, strings.TrimSpace(string(printed)))
+			}
+			// The entries are results.json's scored ones, as they are.
+			var raw struct {
+				Tests []struct {
+					Name       string   `json:"name"`
+					Score      *float64 `json:"score"`
+					MaxScore   *float64 `json:"max_score"`
+					Visibility string   `json:"visibility"`
+					Output     string   `json:"output"`
+				} `json:"tests"`
+			}
+			if err := json.Unmarshal(data, &raw); err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			for _, r := range raw.Tests {
+				if r.MaxScore == nil {
+					continue
+				}
+				if i >= len(res.Tests) {
+					t.Fatalf("%d tests, want more", len(res.Tests))
+				}
+				got := res.Tests[i]
+				if got.Name != r.Name || got.Score != *r.Score || got.MaxScore != *r.MaxScore || got.Visibility != r.Visibility || r.Output == "" || got.Output != r.Output {
+					t.Errorf("test %d: %+v; results.json has %+v", i, got, r)
+				}
+				i++
+			}
+			if i != len(res.Tests) || i == 0 {
+				t.Errorf("%d tests; results.json has %d scored", len(res.Tests), i)
+			}
+		})
+	}
+	t.Run("without the autograder's configuration, Σscore/Σmax_score", func(t *testing.T) {
+		data, _ := otterCase(t, "threshold_points")
+		want, err := grading.ParseResults(readFile(t, "default.results.json"), otterZip(t, "default"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := grading.ParseResults(data, nil)
+		if err != nil || res.Grade != want.Grade {
+			t.Fatalf("grade %v (%v); want Σscore/Σmax_score %v", res.Grade, err, want.Grade)
+		}
+	})
+	t.Run("error result", func(t *testing.T) {
+		data, zip := otterCase(t, "error")
+		_, err := grading.ParseResults(data, zip)
+		if gerr, ok := grading.AsError(err); !ok || gerr.Kind != grading.KindAutograder || !strings.Contains(gerr.Message, "no scored tests") {
+			t.Fatalf("err = %v; want an autograder error", err)
+		}
+	})
+}
+
+// TestParseResultsOtterTotal checks the validation of otter's own total and
+// of the points_possible it is out of, with documents shaped like otter's.
+func TestParseResultsOtterTotal(t *testing.T) {
+	const tests = `"tests": [{"name": "Public Tests", "visibility": "visible", "output": "..."},
+		{"name": "q1", "score": 1.0, "max_score": 1.0, "visibility": "hidden"},
+		{"name": "q2", "score": 0, "max_score": 3.0, "visibility": "hidden"}]`
+	cases := []struct {
+		name   string
+		score  string // results.json's top-level score; "" for none
+		config string // otter_config.json; "" for no zip
+		grade  float64
+	}{
+		{"no total: Σscore/Σmax_score", "", `{"points_possible": 10}`, 0.25},
+		{"total out of points_possible", `7.5`, `{"points_possible": 10}`, 0.75},
+		{"total out of Σmax_score", `4`, `{"score_threshold": 0.2}`, 1},
+		{"threshold not met", `0`, `{"score_threshold": 0.5}`, 0},
+		{"points_possible 0 is none", `2`, `{"points_possible": 0}`, 0.5},
+		{"points_possible null is none", `2`, `{"points_possible": null}`, 0.5},
+		{"no otter_config.json", `2`, "-", 0.5},
+		{"total above points_possible is clamped", `12`, `{"points_possible": 10}`, 1},
+		{"total above Σmax_score is clamped", `5`, `{}`, 1},
+		{"negative total: Σ", `-3`, `{"points_possible": 10}`, 0.25},
+		{"huge total: Σ", `1e300`, `{"points_possible": 10}`, 0.25},
+		{"total not a number: Σ", `"7.5"`, `{"points_possible": 10}`, 0.25},
+		{"null total: Σ", `null`, `{"points_possible": 10}`, 0.25},
+		{"NaN total: unreadable", `NaN`, `{"points_possible": 10}`, -1},
+		{"negative points_possible: Σ", `3`, `{"points_possible": -10}`, 0.25},
+		{"huge points_possible: Σ", `3`, `{"points_possible": 1e300}`, 0.25},
+		{"points_possible not a number: Σ", `3`, `{"points_possible": "10"}`, 0.25},
+		{"unreadable otter_config.json: Σ", `3`, `{"points_possible": 10`, 0.25},
+		{"no zip: Σ", `3`, "", 0.25},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			js := "{" + tests
+			if tt.score != "" {
+				js += `, "score": ` + tt.score
+			}
+			js += "}"
+			var zip []byte
+			switch tt.config {
+			case "":
+			case "-":
+				zip = makeZip(t, map[string]string{"tests/q1.py": "OK_FORMAT = True"})
+			default:
+				zip = makeZip(t, map[string]string{"otter_config.json": tt.config})
+			}
+			res, err := grading.ParseResults([]byte(js), zip)
+			if tt.grade < 0 {
+				if err == nil {
+					t.Fatalf("grade %v; want an error", res.Grade)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(res.Grade-tt.grade) > 1e-12 || len(res.Tests) != 2 {
+				t.Errorf("grade %v with %d tests; want %v with 2", res.Grade, len(res.Tests), tt.grade)
+			}
+		})
+	}
+	t.Run("an error result stays one with points_possible", func(t *testing.T) {
+		_, err := grading.ParseResults([]byte(`{"score": 0, "stdout_visibility": "hidden", "tests": [{"name": "Autograder Error", "output": "..."}]}`),
+			makeZip(t, map[string]string{"otter_config.json": `{"points_possible": 10}`}))
+		if gerr, ok := grading.AsError(err); !ok || gerr.Kind != grading.KindAutograder {
+			t.Fatalf("err = %v; want an autograder error", err)
+		}
+	})
+}
+
+// otterCase returns a case's results.json and an autograder zip holding its
+// otter_config.json.
+func otterCase(t *testing.T, name string) (results, autograder []byte) {
+	return readFile(t, name+".results.json"), otterZip(t, name)
+}
+
+func otterZip(t *testing.T, name string) []byte {
+	return makeZip(t, map[string]string{"otter_config.json": string(readFile(t, name+".otter_config.json"))})
+}
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func makeZip(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, content := range files {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(content))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func jsonString(s string) string {

@@ -320,7 +320,7 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		}
 		return nil, grading.FailedError(why, log)
 	}
-	return grading.ParseResults(data)
+	return grading.ParseResults(data, job.Autograder)
 }
 
 // Environment and user of everything run in a grading container.

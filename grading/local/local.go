@@ -109,7 +109,7 @@ func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, err
 		}
 		return nil, grading.FailedError(summarize(runErr, readErr, time.Since(started)), out.Tail())
 	}
-	return grading.ParseResults(data)
+	return grading.ParseResults(data, job.Autograder)
 }
 
 func summarize(runErr, readErr error, took time.Duration) string {
