@@ -213,14 +213,20 @@ func (s *Service) queuedBefore(ctx context.Context, who Identity, key string) (*
 	return nil, Errorf(ENOTFOUND, "Your submission waited too long for you to sign in and was not kept; submit again.")
 }
 
-// SubmissionStatus is a submission as its owner sees it.
+// SubmissionStatus is a submission as the user asking sees it.
 type SubmissionStatus struct {
 	*Submission
 	QueuePosition int // 1 for the next to be graded; 0 unless queued
+	// Questions are the submission's questions as the user may see them
+	// (ViewQuestions); they stand in for Submission.Questions, the full
+	// record.
+	Questions []QuestionView
 }
 
-// Status returns a submission for who. Students see only their own.
-// Returns ENOTFOUND if there is no such submission or it is someone else's.
+// Status returns a submission for who. Students see only their own, and of
+// its questions what ViewQuestions shows them; staff (Identity.Admin) see
+// everything. Returns ENOTFOUND if there is no such submission or it is
+// someone else's.
 func (s *Service) Status(ctx context.Context, who Identity, id string) (*SubmissionStatus, error) {
 	sub, err := s.store.Submission(ctx, id)
 	if err != nil {
@@ -229,7 +235,7 @@ func (s *Service) Status(ctx context.Context, who Identity, id string) (*Submiss
 	if sub.User != who.Name && !who.Admin {
 		return nil, Errorf(ENOTFOUND, "There is no submission %q.", id)
 	}
-	st := &SubmissionStatus{Submission: sub}
+	st := &SubmissionStatus{Submission: sub, Questions: ViewQuestions(sub.Questions, who.Admin)}
 	if sub.Status == StatusQueued {
 		pos, err := s.store.QueuePosition(ctx, id)
 		switch ErrorCode(err) {

@@ -72,12 +72,18 @@ type Post struct {
 	PostedAt  time.Time // posted: when
 }
 
-// Question is one test's outcome as shown to the student.
+// Question is one test's outcome, recorded in full; what a student may see
+// of it follows its Visibility (see ViewQuestions).
 type Question struct {
 	Name     string  `json:"name"`
 	Score    float64 `json:"score"`
 	MaxScore float64 `json:"max_score"`
-	Hidden   bool    `json:"hidden,omitempty"`
+	// Visibility is otter's (one of grading's Visibility* values); "" in
+	// records from before it was kept, taken as hidden.
+	Visibility string `json:"visibility,omitempty"`
+	// Output is otter's report of the test, cleaned and truncated. It can
+	// show hidden test cases' code and results.
+	Output string `json:"output,omitempty"`
 }
 
 // Failure explains why a submission could not be graded.

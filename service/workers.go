@@ -261,7 +261,7 @@ func (s *Service) finish(ctx context.Context, sub *Submission, lease *Lease, out
 func questions(res *grading.Result) []Question {
 	qs := make([]Question, len(res.Tests))
 	for i, t := range res.Tests {
-		qs[i] = Question{Name: t.Name, Score: t.Score, MaxScore: t.MaxScore, Hidden: t.Visibility != grading.VisibilityVisible}
+		qs[i] = Question{Name: t.Name, Score: t.Score, MaxScore: t.MaxScore, Visibility: t.Visibility, Output: t.Output}
 	}
 	return qs
 }

@@ -83,7 +83,7 @@ type submissionDoc struct {
 	StartedAt      *time.Time         `firestore:"started_at"`
 	FinishedAt     *time.Time         `firestore:"finished_at"`
 	Grade          *float64           `firestore:"grade"`
-	Questions      []service.Question `firestore:"questions"`
+	Questions      []questionDocument `firestore:"questions"`
 	FailureCode    string             `firestore:"failure_code"`
 	FailureMessage string             `firestore:"failure_message"`
 	PostStatus     string             `firestore:"post_status"`
@@ -94,11 +94,50 @@ type submissionDoc struct {
 	PostToken      string             `firestore:"post_token"`
 }
 
+// questionDocument is one element of a submission's questions.
+type questionDocument struct {
+	Name       string  `firestore:"name"`
+	Score      float64 `firestore:"score"`
+	MaxScore   float64 `firestore:"max_score"`
+	Visibility string  `firestore:"visibility"`
+	Output     string  `firestore:"output"`
+	// Documents written before the fields were named have Go's names:
+	// "Name" and "Score" match the fields above (names match regardless of
+	// case), "MaxScore" this one. Their "Hidden" is not read: a question
+	// without a visibility is taken as hidden.
+	OldMaxScore *float64 `firestore:"MaxScore,omitempty"`
+}
+
+func questionDocuments(qs []service.Question) []questionDocument {
+	if qs == nil {
+		return nil
+	}
+	out := make([]questionDocument, len(qs))
+	for i, q := range qs {
+		out[i] = questionDocument{Name: q.Name, Score: q.Score, MaxScore: q.MaxScore, Visibility: q.Visibility, Output: q.Output}
+	}
+	return out
+}
+
+func fromQuestionDocuments(ds []questionDocument) []service.Question {
+	if ds == nil {
+		return nil
+	}
+	out := make([]service.Question, len(ds))
+	for i, d := range ds {
+		if d.OldMaxScore != nil {
+			d.MaxScore = *d.OldMaxScore
+		}
+		out[i] = service.Question{Name: d.Name, Score: d.Score, MaxScore: d.MaxScore, Visibility: d.Visibility, Output: d.Output}
+	}
+	return out
+}
+
 func (d *submissionDoc) submission(id string) *service.Submission {
 	sub := &service.Submission{
 		ID: id, User: d.User, Status: service.Status(d.Status), Attempts: d.Attempts,
 		Assignment: service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment},
-		ReceivedAt: time.UnixMicro(d.Received).UTC(), Questions: d.Questions,
+		ReceivedAt: time.UnixMicro(d.Received).UTC(), Questions: fromQuestionDocuments(d.Questions),
 	}
 	if d.StartedAt != nil {
 		sub.StartedAt = d.StartedAt.UTC()
@@ -400,7 +439,7 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 			{Path: "lease_expires_us", Value: 0},
 		}
 		if out.Status == service.StatusGraded {
-			updates = append(updates, firestore.Update{Path: "grade", Value: out.Grade}, firestore.Update{Path: "questions", Value: out.Questions})
+			updates = append(updates, firestore.Update{Path: "grade", Value: out.Grade}, firestore.Update{Path: "questions", Value: questionDocuments(out.Questions)})
 			if d.PostStatus == "" { // a retried Finish leaves the post as it is
 				updates = append(updates, firestore.Update{Path: "post_status", Value: string(out.Post)})
 				if out.Post == service.PostPending {

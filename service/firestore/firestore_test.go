@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	gfs "cloud.google.com/go/firestore"
+
 	"github.com/otter-service/otter-service/internal/testenv"
 	"github.com/otter-service/otter-service/service"
 	"github.com/otter-service/otter-service/service/firestore"
@@ -83,4 +85,83 @@ func TestConflictingClaimIsRefused(t *testing.T) {
 	if err := a.Finish(ctx, sub.ID, lease, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Questions are stored as maps with named fields; those of documents written
+// before they had names of their own (Go's field names: Name, Score,
+// MaxScore, Hidden) are still read, without a visibility (so taken as
+// hidden).
+func TestQuestionFields(t *testing.T) {
+	host := testenv.FirestoreEmulator(t)
+	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	ctx := context.Background()
+	env := fmt.Sprintf("questions%d", time.Now().UnixNano())
+	s, err := firestore.New(ctx, "otter-service-test", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	client, err := gfs.NewClient(ctx, "otter-service-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sub := &service.Submission{ID: service.NewID(), User: "alice", ReceivedAt: time.Now(),
+		Assignment: service.Assignment{Course: "8x", Section: "1", Assignment: "lab01"}}
+	if err := s.CreateSubmission(ctx, sub, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	_, lease, err := s.Claim(ctx, time.Now(), time.Minute)
+	if err != nil || lease == nil {
+		t.Fatalf("claim: %v", err)
+	}
+	qs := []service.Question{{Name: "q1", Score: 1, MaxScore: 2, Visibility: "hidden", Output: "q1 results:\n    q1 - 2 result: failed"}}
+	if err := s.Finish(ctx, sub.ID, lease, service.Outcome{Status: service.StatusGraded, Grade: 0.5, Questions: qs, FinishedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	doc := client.Collection(env + "-submissions").Doc(sub.ID)
+	snap, err := doc.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := snap.DataAt("questions")
+	want := []any{map[string]any{"name": "q1", "score": 1.0, "max_score": 2.0, "visibility": "hidden", "output": qs[0].Output}}
+	if fmt.Sprint(normalize(stored)) != fmt.Sprint(want) {
+		t.Errorf("stored questions %v; want %v", stored, want)
+	}
+
+	old := []map[string]any{{"Name": "q1", "Score": 1.0, "MaxScore": 2.0, "Hidden": false}, {"Name": "q2", "Score": 0.0, "MaxScore": 1.0, "Hidden": true}}
+	if _, err := doc.Update(ctx, []gfs.Update{{Path: "questions", Value: old}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Submission(ctx, sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Questions) != 2 || got.Questions[0] != (service.Question{Name: "q1", Score: 1, MaxScore: 2}) ||
+		got.Questions[1] != (service.Question{Name: "q2", Score: 0, MaxScore: 1}) {
+		t.Errorf("old questions read as %+v", got.Questions)
+	}
+}
+
+// normalize turns the numbers of a value read from Firestore into float64s
+// (an emulator may hold integers as doubles, or doubles as integers).
+func normalize(v any) any {
+	switch v := v.(type) {
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = normalize(e)
+		}
+		return out
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range v {
+			out[k] = normalize(e)
+		}
+		return out
+	case int64:
+		return float64(v)
+	}
+	return v
 }

@@ -467,22 +467,22 @@ func (a *api) tooLarge() error {
 
 // statusResponse is a submission as its owner sees it.
 type statusResponse struct {
-	ID            string             `json:"id"`
-	Status        service.Status     `json:"status"`
-	User          string             `json:"user"`
-	Course        string             `json:"course"`
-	Section       string             `json:"section"`
-	Assignment    string             `json:"assignment"`
-	QueuePosition int                `json:"queue_position,omitempty"`
-	ReceivedAt    time.Time          `json:"received_at"`
-	StartedAt     *time.Time         `json:"started_at"`
-	FinishedAt    *time.Time         `json:"finished_at"`
-	Attempts      int                `json:"attempts"`
-	Grade         *float64           `json:"grade"`
-	Questions     []service.Question `json:"questions,omitempty"`
-	Error         *service.Failure   `json:"error,omitempty"`
-	Post          *postResponse      `json:"post,omitempty"`
-	Message       string             `json:"message"`
+	ID            string                 `json:"id"`
+	Status        service.Status         `json:"status"`
+	User          string                 `json:"user"`
+	Course        string                 `json:"course"`
+	Section       string                 `json:"section"`
+	Assignment    string                 `json:"assignment"`
+	QueuePosition int                    `json:"queue_position,omitempty"`
+	ReceivedAt    time.Time              `json:"received_at"`
+	StartedAt     *time.Time             `json:"started_at"`
+	FinishedAt    *time.Time             `json:"finished_at"`
+	Attempts      int                    `json:"attempts"`
+	Grade         *float64               `json:"grade"`
+	Questions     []service.QuestionView `json:"questions,omitempty"`
+	Error         *service.Failure       `json:"error,omitempty"`
+	Post          *postResponse          `json:"post,omitempty"`
+	Message       string                 `json:"message"`
 }
 
 // postResponse is where posting the grade to edX is.

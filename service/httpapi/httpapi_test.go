@@ -74,7 +74,7 @@ func (r *fakeRunner) Run(ctx context.Context, job grading.Job) (*grading.Result,
 	if r.err != nil {
 		return nil, r.err
 	}
-	return &grading.Result{Grade: 0.5, Tests: []grading.Test{{Name: "q1", Score: 1, MaxScore: 1}, {Name: "q2", Score: 0, MaxScore: 1, Hidden: true}}}, nil
+	return &grading.Result{Grade: 0.5, Tests: []grading.Test{{Name: "q1", Score: 1, MaxScore: 1, Visibility: "visible"}, {Name: "q2", Score: 0, MaxScore: 1, Visibility: "hidden"}}}, nil
 }
 
 type server struct {
@@ -251,18 +251,18 @@ type submitted struct {
 }
 
 type status struct {
-	ID            string             `json:"id"`
-	Status        string             `json:"status"`
-	Assignment    string             `json:"assignment"`
-	Attempts      int                `json:"attempts"`
-	QueuePosition int                `json:"queue_position"`
-	ReceivedAt    *time.Time         `json:"received_at"`
-	StartedAt     *time.Time         `json:"started_at"`
-	FinishedAt    *time.Time         `json:"finished_at"`
-	Grade         *float64           `json:"grade"`
-	Questions     []service.Question `json:"questions"`
-	Error         *service.Failure   `json:"error"`
-	Message       string             `json:"message"`
+	ID            string                 `json:"id"`
+	Status        string                 `json:"status"`
+	Assignment    string                 `json:"assignment"`
+	Attempts      int                    `json:"attempts"`
+	QueuePosition int                    `json:"queue_position"`
+	ReceivedAt    *time.Time             `json:"received_at"`
+	StartedAt     *time.Time             `json:"started_at"`
+	FinishedAt    *time.Time             `json:"finished_at"`
+	Grade         *float64               `json:"grade"`
+	Questions     []service.QuestionView `json:"questions"`
+	Error         *service.Failure       `json:"error"`
+	Message       string                 `json:"message"`
 }
 
 func submit(t testing.TB, url, contentType string, body io.Reader) submitted {
@@ -322,7 +322,7 @@ func TestSubmitFormsAndLifecycle(t *testing.T) {
 	for _, s := range subs {
 		waitFor(t, func() bool { return getStatus(t, srv.URL+s.StatusURL).Status == "graded" })
 		st := getStatus(t, srv.URL+s.StatusURL)
-		if st.Grade == nil || *st.Grade != 0.5 || len(st.Questions) != 2 || !st.Questions[1].Hidden || st.StartedAt == nil || st.FinishedAt == nil || st.Error != nil {
+		if st.Grade == nil || *st.Grade != 0.5 || len(st.Questions) != 2 || st.Questions[0].Score == nil || st.Questions[1].Score != nil || st.StartedAt == nil || st.FinishedAt == nil || st.Error != nil {
 			t.Errorf("graded status = %+v", st)
 		}
 	}

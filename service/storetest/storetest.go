@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -254,7 +255,11 @@ func testFinishGradedOnce(t *testing.T, s service.Store) {
 	_, l := claim(t, s, now)
 	out := service.Outcome{
 		Status: service.StatusGraded, Grade: 2.0 / 3,
-		Questions:  []service.Question{{Name: "q1", Score: 1, MaxScore: 1}, {Name: "q2", Score: 1, MaxScore: 1}, {Name: "q3", Score: 0, MaxScore: 1, Hidden: true}},
+		Questions: []service.Question{
+			{Name: "q1", Score: 1, MaxScore: 1, Visibility: "visible", Output: "q1 results: All test cases passed!"},
+			{Name: "q2", Score: 1, MaxScore: 2, Visibility: "hidden", Output: "q2 results:\n    q2 - 2 result:\n        ❌ Test case failed\n\tassert f(-1) == 0"},
+			{Name: "q3", Score: 0, MaxScore: 1, Visibility: "after_published"},
+		},
 		FinishedAt: now.Add(5 * time.Second),
 	}
 	for i := 0; i < 3; i++ { // a retried Finish changes nothing
@@ -266,7 +271,7 @@ func testFinishGradedOnce(t *testing.T, s service.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != service.StatusGraded || got.Grade != out.Grade || len(got.Questions) != 3 || got.Questions[2] != out.Questions[2] ||
+	if got.Status != service.StatusGraded || got.Grade != out.Grade || !slices.Equal(got.Questions, out.Questions) ||
 		!got.FinishedAt.Equal(out.FinishedAt) || !got.StartedAt.Equal(now) {
 		t.Errorf("graded submission = %+v; want the outcome %+v", got, out)
 	}
