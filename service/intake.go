@@ -92,13 +92,17 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 
 // Submit validates a submission body (the Submit button's {"nb": ...} or a
 // bare notebook), checks that its course knows the assignment, and durably
-// queues it for grading.
+// queues it for grading. name is the notebook's file name as the request
+// gave it (the Submit button's notebook path, an upload's file name; ""
+// for none): the notebook is graded under it if it is usable (see
+// CleanNotebookName), else under the name its otter.Notebook(...) call
+// names, else under the assignment's name.
 //
 // Returns EINVALID for a body that is not JSON, EUNPROCESSABLE for one that is
 // not a gradable notebook or names an assignment the course does not know,
 // and EUNAVAILABLE when the course materials or the store cannot be reached.
-func (s *Service) Submit(ctx context.Context, who Identity, body []byte) (*Submission, error) {
-	notebook, a, err := s.check(ctx, who, body)
+func (s *Service) Submit(ctx context.Context, who Identity, body []byte, name string) (*Submission, error) {
+	notebook, a, name, err := s.check(ctx, who, body, name)
 	if err != nil {
 		return nil, err
 	}
@@ -108,31 +112,33 @@ func (s *Service) Submit(ctx context.Context, who Identity, body []byte) (*Submi
 		}
 		return nil, err
 	}
-	return s.queue(ctx, NewID(), who, a, notebook)
+	return s.queue(ctx, NewID(), who, a, name, notebook)
 }
 
 // check parses a submission body and resolves its assignment, logging a
-// refusal.
-func (s *Service) check(ctx context.Context, who Identity, body []byte) ([]byte, Assignment, error) {
-	notebook, a, err := ParseSubmission(body)
+// refusal, and chooses the notebook's file name (given: what the request
+// said).
+func (s *Service) check(ctx context.Context, who Identity, body []byte, given string) (notebook []byte, a Assignment, name string, err error) {
+	notebook, cells, a, err := parseSubmission(body)
 	if err != nil {
 		s.refused(ctx, who, a, err)
-		return nil, a, err
+		return nil, a, "", err
 	}
 	if _, err := s.courses.Resolve(ctx, a); err != nil {
 		s.refused(ctx, who, a, err)
-		return nil, a, err
+		return nil, a, "", err
 	}
-	return notebook, a, nil
+	return notebook, a, chooseNotebookName(given, cells), nil
 }
 
-func (s *Service) queue(ctx context.Context, id string, who Identity, a Assignment, notebook []byte) (*Submission, error) {
+func (s *Service) queue(ctx context.Context, id string, who Identity, a Assignment, name string, notebook []byte) (*Submission, error) {
 	sub := &Submission{
-		ID:         id,
-		Assignment: a,
-		User:       who.Name,
-		Status:     StatusQueued,
-		ReceivedAt: s.now().UTC(),
+		ID:           id,
+		Assignment:   a,
+		NotebookName: name,
+		User:         who.Name,
+		Status:       StatusQueued,
+		ReceivedAt:   s.now().UTC(),
 	}
 	if err := s.store.CreateSubmission(ctx, sub, notebook); err != nil {
 		return nil, err
@@ -142,7 +148,7 @@ func (s *Service) queue(ctx context.Context, id string, who Identity, a Assignme
 	case s.wake <- struct{}{}:
 	default:
 	}
-	s.logger(sub).Info("submission accepted", "bytes", len(notebook))
+	s.logger(sub).Info("submission accepted", "bytes", len(notebook), "notebook", sub.GradingName())
 	s.record(ctx, sub, LogInfo, "submission accepted", "")
 	return sub, nil
 }
@@ -151,20 +157,22 @@ func (s *Service) queue(ctx context.Context, id string, who Identity, a Assignme
 const HoldTTL = 15 * time.Minute
 
 // Hold keeps the body of a submission whose sender is not signed in yet,
-// after the checks Submit makes (so a notebook that would be refused is
-// refused now), and returns the key it is held under. Nothing is queued:
-// SubmitHeld queues it once the sender is known.
+// with the notebook's file name chosen as Submit chooses it (from name, the
+// request's), after the checks Submit makes (so a notebook that would be
+// refused is refused now), and returns the key it is held under. Nothing is
+// queued: SubmitHeld queues it once the sender is known.
 //
 // Returns the errors of Submit.
-func (s *Service) Hold(ctx context.Context, body []byte) (string, error) {
-	if _, _, err := s.check(ctx, Identity{}, body); err != nil {
+func (s *Service) Hold(ctx context.Context, body []byte, name string) (string, error) {
+	_, _, name, err := s.check(ctx, Identity{}, body, name)
+	if err != nil {
 		return "", err
 	}
 	if err := s.admit(ctx, Identity{}); err != nil {
 		return "", err
 	}
 	key := NewID()
-	if err := s.store.Hold(ctx, key, body, s.now().Add(HoldTTL)); err != nil {
+	if err := s.store.Hold(ctx, key, HeldSubmission{Body: body, NotebookName: name}, s.now().Add(HoldTTL)); err != nil {
 		return "", err
 	}
 	return key, nil
@@ -177,21 +185,23 @@ func (s *Service) Hold(ctx context.Context, body []byte) (string, error) {
 // Returns ENOTFOUND if nothing is held under key (it expired, or was
 // another user's and already taken), and the errors of Submit.
 func (s *Service) SubmitHeld(ctx context.Context, who Identity, key string) (*Submission, error) {
-	body, err := s.store.Held(ctx, key, s.now())
+	held, err := s.store.Held(ctx, key, s.now())
 	if ErrorCode(err) == ENOTFOUND {
 		return s.queuedBefore(ctx, who, key)
 	}
 	if err != nil {
 		return nil, err
 	}
-	notebook, a, err := s.check(ctx, who, body)
+	// The name chosen when it was held is chosen again (a body held by an
+	// earlier version has none: the notebook's own is looked for).
+	notebook, a, name, err := s.check(ctx, who, held.Body, held.NotebookName)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.admit(ctx, who); err != nil {
 		return nil, err
 	}
-	sub, err := s.queue(ctx, key, who, a, notebook)
+	sub, err := s.queue(ctx, key, who, a, name, notebook)
 	if ErrorCode(err) == ECONFLICT {
 		sub, err = s.queuedBefore(ctx, who, key) // the callback was replayed
 	}

@@ -28,9 +28,16 @@ type notebookFields struct {
 // Returns EINVALID if body is not JSON, and EUNPROCESSABLE if it is not an
 // nbformat 4 notebook with string course, section and assignment.
 func ParseSubmission(body []byte) (notebook []byte, a Assignment, err error) {
+	notebook, _, a, err = parseSubmission(body)
+	return notebook, a, err
+}
+
+// parseSubmission is ParseSubmission that also returns the notebook's cells
+// (the raw JSON array).
+func parseSubmission(body []byte) (notebook, cells []byte, a Assignment, err error) {
 	f, err := scanNotebook(body, true)
 	if err != nil {
-		return nil, a, err
+		return nil, nil, a, err
 	}
 	notebook = body
 	if f.NB != nil {
@@ -41,18 +48,18 @@ func ParseSubmission(body []byte) (notebook []byte, a Assignment, err error) {
 		case notebook[0] == '"': // a notebook sent as a string
 			var s string
 			if err := json.Unmarshal(notebook, &s); err != nil {
-				return nil, a, Errorf(EINVALID, "The \"nb\" field is not valid JSON.")
+				return nil, nil, a, Errorf(EINVALID, "The \"nb\" field is not valid JSON.")
 			}
 			notebook = []byte(s)
 			if f, err = scanNotebook(notebook, false); err != nil {
-				return nil, a, err
+				return nil, nil, a, err
 			}
 		default:
-			return nil, a, Errorf(EUNPROCESSABLE, "The \"nb\" field must hold a Jupyter notebook, not a JSON %s.", jsonKind(notebook[0]))
+			return nil, nil, a, Errorf(EUNPROCESSABLE, "The \"nb\" field must hold a Jupyter notebook, not a JSON %s.", jsonKind(notebook[0]))
 		}
 	}
 	a, err = checkNotebook(&f)
-	return notebook, a, err
+	return notebook, f.Cells, a, err
 }
 
 // scanNotebook validates data as JSON and picks out the notebook's fields

@@ -40,6 +40,12 @@ type Submission struct {
 	FinishedAt time.Time // zero until graded or failed
 	Attempts   int       // how many times a worker has claimed it
 
+	// NotebookName is the file name the notebook is graded under, chosen at
+	// intake (see CleanNotebookName); "" when none was found, or for a
+	// submission from before it was kept: GradingName falls back to the
+	// assignment's name.
+	NotebookName string
+
 	// Set when Status is StatusGraded.
 	Grade     float64
 	Questions []Question

@@ -76,16 +76,17 @@ type Store interface {
 	// the entries tied to no submission (refused ones).
 	Logs(ctx context.Context, submissionID string) ([]LogEntry, error)
 
-	// Hold keeps a submission body that arrived before its sender was
-	// signed in, under key, until expires. Nothing in it is trusted, queued
-	// or graded: it is only kept until the sign-in finishes, possibly on
+	// Hold keeps a submission that arrived before its sender was signed
+	// in, under key, until expires. Nothing in it is trusted, queued or
+	// graded: it is only kept until the sign-in finishes, possibly on
 	// another replica, and the service takes it back with Held. Holding
-	// under a key that is already held replaces the body.
-	Hold(ctx context.Context, key string, body []byte, expires time.Time) error
+	// under a key that is already held replaces what was held.
+	Hold(ctx context.Context, key string, h HeldSubmission, expires time.Time) error
 
-	// Held returns the body held under key.
+	// Held returns what is held under key (a NotebookName of "" for a body
+	// held by a version that did not keep it).
 	// Returns ENOTFOUND if there is none, or it expired at or before now.
-	Held(ctx context.Context, key string, now time.Time) ([]byte, error)
+	Held(ctx context.Context, key string, now time.Time) (HeldSubmission, error)
 
 	// DropHeld forgets the body held under key, if any, and every held body
 	// that expired at or before now.
@@ -103,6 +104,13 @@ type Store interface {
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// HeldSubmission is a submission waiting for its sender's sign-in: the body
+// as it was posted, and the notebook's file name chosen for it.
+type HeldSubmission struct {
+	Body         []byte
+	NotebookName string
 }
 
 // Counts are the store's gauges.

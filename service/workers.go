@@ -193,7 +193,7 @@ func (s *Service) run(ctx context.Context, sub *Submission) (*grading.Result, er
 	}
 	return s.runner.Run(ctx, grading.Job{
 		ID:           sub.ID,
-		NotebookName: sub.Assignment.Assignment + ".ipynb",
+		NotebookName: sub.GradingName(),
 		Notebook:     nb,
 		Autograder:   zip,
 	})

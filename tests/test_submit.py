@@ -2,6 +2,8 @@
 
 import json
 
+import requests
+
 from conftest import PREFIX, SUBMISSIONS
 
 
@@ -60,3 +62,40 @@ def test_unknown_submission_is_404(service):
     code, body = service.request("GET", PREFIX + "submissions/0123456789abcdef")
     assert code == 404
     assert body["error"]["code"] == "not_found"
+
+
+def test_notebook_is_graded_under_the_students_file_name(service):
+    """The same notebook posted three ways is graded, and shown, under the
+    name each request gives: the Submit button's X-Otter-Notebook-Path (its
+    base name, URL-decoded), an upload's file name, and for a bare notebook
+    the name its otter.Notebook(...) call opens."""
+    name = "lab01-partial.ipynb"
+    raw = (SUBMISSIONS / name).read_bytes()
+    assert b'otter.Notebook(\\"lab01.ipynb\\")' in raw  # what the bare form falls back on
+    expected = json.loads((SUBMISSIONS / "expected.json").read_text())[name]
+    posts = [
+        (
+            "Submit button",
+            dict(data=submit_button_body(name), headers={
+                "Content-Type": "application/json",
+                "X-Otter-Notebook-Path": "work/lab%2001/lab01%20(1).ipynb",
+            }),
+            "lab01 (1).ipynb",
+        ),
+        ("upload", dict(files={"file": ("Lab01-Copy1.ipynb", raw, "application/x-ipynb+json")}), "Lab01-Copy1.ipynb"),
+        ("bare notebook", dict(data=raw, headers={"Content-Type": "application/json"}), "lab01.ipynb"),
+    ]
+    accepted = []
+    for how, kwargs, want in posts:
+        resp = requests.post(service.base + PREFIX, timeout=60, **kwargs)
+        assert resp.status_code == 202, (how, resp.text)
+        status_url = resp.json()["status_url"]
+        code, body = service.request("GET", status_url)
+        assert code == 200, body
+        assert body["notebook"] == want, (how, body)
+        accepted.append((how, status_url, want))
+    for how, status_url, want in accepted:
+        done = service.wait_done(status_url)
+        assert done["notebook"] == want, (how, done)
+        assert done["status"] == expected["status"], (how, done)
+        assert abs(done["grade"] - expected["grade"]) < 1e-9, (how, done)

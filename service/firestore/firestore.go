@@ -1,7 +1,7 @@
 // Package firestore is the production Store, on Cloud Firestore, keeping the
 // collections and fields the old service wrote so dashboards keep working:
 //
-//	{ENVIRONMENT}-submissions  user, course, section, assignment, notebook, timestamp (+ status and queue fields)
+//	{ENVIRONMENT}-submissions  user, course, section, assignment, notebook, timestamp (+ notebook_name, status and queue fields)
 //	{ENVIRONMENT}-grades       user, grade, course, section, assignment, timestamp (+ submission_id); one per submission
 //	{ENVIRONMENT}-logs         user, course, section, assignment, message, trace, type, timestamp (+ submission_id)
 //
@@ -92,6 +92,7 @@ type submissionDoc struct {
 	PostNext       int64              `firestore:"post_next_us"`
 	PostedAt       *time.Time         `firestore:"posted_at"`
 	PostToken      string             `firestore:"post_token"`
+	NotebookName   string             `firestore:"notebook_name"` // the file name to grade it under; absent (so "") in documents from before it was kept
 }
 
 // questionDocument is one element of a submission's questions.
@@ -135,7 +136,7 @@ func fromQuestionDocuments(ds []questionDocument) []service.Question {
 
 func (d *submissionDoc) submission(id string) *service.Submission {
 	sub := &service.Submission{
-		ID: id, User: d.User, Status: service.Status(d.Status), Attempts: d.Attempts,
+		ID: id, User: d.User, Status: service.Status(d.Status), Attempts: d.Attempts, NotebookName: d.NotebookName,
 		Assignment: service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment},
 		ReceivedAt: time.UnixMicro(d.Received).UTC(), Questions: fromQuestionDocuments(d.Questions),
 	}
@@ -174,6 +175,7 @@ func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, n
 	d := submissionDoc{
 		User: sub.User, Course: sub.Course, Section: sub.Section, Assignment: sub.Assignment.Assignment,
 		Timestamp: sub.ReceivedAt.UTC(), Received: sub.ReceivedAt.UnixMicro(), Status: string(service.StatusQueued),
+		NotebookName: sub.NotebookName,
 	}
 	if len(notebook) <= chunkSize {
 		d.Notebook = string(notebook)
@@ -673,15 +675,15 @@ func count(ctx context.Context, q firestore.Query) (int, error) {
 
 // Hold implements service.Store. Bodies larger than a document can hold are
 // kept in chunk documents beside it, written first.
-func (s *Store) Hold(ctx context.Context, key string, body []byte, expires time.Time) error {
+func (s *Store) Hold(ctx context.Context, key string, h service.HeldSubmission, expires time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	doc := s.holds.Doc(key)
-	d := map[string]any{"expires": expires.UTC(), "expires_us": expires.UnixMicro()}
-	if len(body) <= chunkSize {
-		d["body"] = body
+	d := map[string]any{"expires": expires.UTC(), "expires_us": expires.UnixMicro(), "notebook_name": h.NotebookName}
+	if len(h.Body) <= chunkSize {
+		d["body"] = h.Body
 	} else {
-		n, err := putChunks(ctx, doc, body)
+		n, err := putChunks(ctx, doc, h.Body)
 		if err != nil {
 			return err
 		}
@@ -692,26 +694,31 @@ func (s *Store) Hold(ctx context.Context, key string, body []byte, expires time.
 }
 
 // Held implements service.Store.
-func (s *Store) Held(ctx context.Context, key string, now time.Time) ([]byte, error) {
+func (s *Store) Held(ctx context.Context, key string, now time.Time) (service.HeldSubmission, error) {
 	snap, err := s.holds.Doc(key).Get(ctx)
 	if status.Code(err) == codes.NotFound {
-		return nil, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
+		return service.HeldSubmission{}, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
 	}
 	if err != nil {
-		return nil, mapError(err)
+		return service.HeldSubmission{}, mapError(err)
 	}
 	var d struct {
-		Body    []byte `firestore:"body"`
-		Chunks  int    `firestore:"chunks"`
-		Expires int64  `firestore:"expires_us"`
+		Body         []byte `firestore:"body"`
+		Chunks       int    `firestore:"chunks"`
+		Expires      int64  `firestore:"expires_us"`
+		NotebookName string `firestore:"notebook_name"`
 	}
 	if err := snap.DataTo(&d); err != nil {
-		return nil, fmt.Errorf("firestore: held %s: %w", key, err)
+		return service.HeldSubmission{}, fmt.Errorf("firestore: held %s: %w", key, err)
 	}
 	if d.Expires <= now.UnixMicro() {
-		return nil, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
+		return service.HeldSubmission{}, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
 	}
-	return getChunks(ctx, s.holds.Doc(key), d.Body, d.Chunks)
+	body, err := getChunks(ctx, s.holds.Doc(key), d.Body, d.Chunks)
+	if err != nil {
+		return service.HeldSubmission{}, err
+	}
+	return service.HeldSubmission{Body: body, NotebookName: d.NotebookName}, nil
 }
 
 // DropHeld implements service.Store.

@@ -246,11 +246,11 @@ func (a *api) submitOrHold(c *gin.Context) error {
 		}
 		return err
 	}
-	body, release, err := a.readNotebook(c)
+	body, upload, release, err := a.readNotebook(c)
 	if err != nil {
 		return err
 	}
-	sub, err := a.svc.Submit(c, who, body)
+	sub, err := a.svc.Submit(c, who, body, a.notebookName(c.Request, upload))
 	release() // the store has its own copy now
 	if err != nil {
 		return err
@@ -284,11 +284,11 @@ func (a *api) anonymousBrowser(r *http.Request, err error) bool {
 // the user the Hub names, and its 202 is the fetch's final answer. Nothing
 // the browser says about who it is counts.
 func (a *api) hold(c *gin.Context) error {
-	body, release, err := a.readNotebook(c)
+	body, upload, release, err := a.readNotebook(c)
 	if err != nil {
 		return err
 	}
-	key, err := a.svc.Hold(c, body)
+	key, err := a.svc.Hold(c, body, a.notebookName(c.Request, upload))
 	release()
 	if err != nil {
 		return err
@@ -372,17 +372,44 @@ func (a *api) whoami(c *gin.Context) error {
 	return nil
 }
 
+// NotebookPathHeader is where the Submit button (otter-submit) sends the
+// notebook's path in the student's server, e.g. "work/lab01/lab01.ipynb".
+const NotebookPathHeader = "X-Otter-Notebook-Path"
+
+// notebookName returns the notebook's file name as the request gives it:
+// the base name of the Submit button's notebook path, else of the upload's
+// file name (upload), else "" (the service looks in the notebook). An
+// unusable one is skipped.
+func (a *api) notebookName(r *http.Request, upload string) string {
+	if p := r.Header.Get(NotebookPathHeader); p != "" {
+		if name, ok := service.NotebookNameFromPath(p); ok {
+			return name
+		}
+		if len(p) > 300 {
+			p = p[:300] + "…"
+		}
+		a.log.Debug("ignoring an unusable "+NotebookPathHeader, "value", p)
+	}
+	if upload != "" {
+		if name, ok := service.NotebookNameFromPath(upload); ok {
+			return name
+		}
+	}
+	return ""
+}
+
 // bodies recycles request buffers: at hundreds of submissions a second, a
 // fresh buffer per request would keep the garbage collector busy.
 var bodies = sync.Pool{New: func() any { return new([]byte) }}
 
 // readNotebook reads the submission body: JSON (the Submit button's
 // {"nb": ...} or a bare notebook) or a multipart upload with the notebook as
-// a file. The caller calls release when it no longer needs the body.
-func (a *api) readNotebook(c *gin.Context) (body []byte, release func(), err error) {
+// a file, whose file name (as the client gave it) it returns as upload. The
+// caller calls release when it no longer needs the body.
+func (a *api) readNotebook(c *gin.Context) (body []byte, upload string, release func(), err error) {
 	r := c.Request
 	if r.ContentLength > a.cfg.MaxBodySize {
-		return nil, nil, a.tooLarge()
+		return nil, "", nil, a.tooLarge()
 	}
 	noop := func() {}
 	if r.ContentLength > 0 && isJSON(r.Header.Get("Content-Type")) {
@@ -395,12 +422,12 @@ func (a *api) readNotebook(c *gin.Context) (body []byte, release func(), err err
 		b := (*bp)[:r.ContentLength]
 		if _, err := io.ReadFull(r.Body, b); err != nil {
 			bodies.Put(bp)
-			return nil, nil, service.Errorf(service.EINVALID, "The submission could not be read completely.")
+			return nil, "", nil, service.Errorf(service.EINVALID, "The submission could not be read completely.")
 		}
-		return b, func() { bodies.Put(bp) }, nil
+		return b, "", func() { bodies.Put(bp) }, nil
 	}
-	body, err = a.readOther(c)
-	return body, noop, err
+	body, upload, err = a.readOther(c)
+	return body, upload, noop, err
 }
 
 func isJSON(contentType string) bool {
@@ -408,8 +435,9 @@ func isJSON(contentType string) bool {
 	return err == nil && (mediaType == "application/json" || mediaType == "application/x-ipynb+json")
 }
 
-// readOther reads a body of unknown length, or a multipart upload.
-func (a *api) readOther(c *gin.Context) ([]byte, error) {
+// readOther reads a body of unknown length, or a multipart upload (and its
+// file name).
+func (a *api) readOther(c *gin.Context) ([]byte, string, error) {
 	r := c.Request
 	r.Body = http.MaxBytesReader(c.Writer, r.Body, a.cfg.MaxBodySize)
 	ct := r.Header.Get("Content-Type")
@@ -419,29 +447,31 @@ func (a *api) readOther(c *gin.Context) ([]byte, error) {
 	}
 	switch mediaType {
 	case "application/json", "application/x-ipynb+json":
-		return a.readAll(r.Body)
+		body, err := a.readAll(r.Body)
+		return body, "", err
 	case "multipart/form-data":
 		mr, err := r.MultipartReader()
 		if err != nil {
-			return nil, service.Errorf(service.EINVALID, "The multipart upload could not be read: %v.", err)
+			return nil, "", service.Errorf(service.EINVALID, "The multipart upload could not be read: %v.", err)
 		}
 		for {
 			part, err := mr.NextPart()
 			if err == io.EOF {
-				return nil, service.Errorf(service.EUNPROCESSABLE, "The upload has no notebook: send it as a file, e.g. curl -F file=@lab01.ipynb.")
+				return nil, "", service.Errorf(service.EUNPROCESSABLE, "The upload has no notebook: send it as a file, e.g. curl -F file=@lab01.ipynb.")
 			}
 			if err != nil {
 				if isTooLarge(err) {
-					return nil, a.tooLarge()
+					return nil, "", a.tooLarge()
 				}
-				return nil, service.Errorf(service.EINVALID, "The multipart upload could not be read: %v.", err)
+				return nil, "", service.Errorf(service.EINVALID, "The multipart upload could not be read: %v.", err)
 			}
-			if part.FileName() != "" || part.FormName() == "file" || part.FormName() == "nb" {
-				return a.readAll(part)
+			if name := part.FileName(); name != "" || part.FormName() == "file" || part.FormName() == "nb" {
+				body, err := a.readAll(part)
+				return body, name, err
 			}
 		}
 	default:
-		return nil, service.Errorf(service.EUNSUPPORTED, "Content type %q is not accepted: send the notebook as application/json (the Submit button's {\"nb\": ...} or the .ipynb itself) or as a multipart file upload.", ct)
+		return nil, "", service.Errorf(service.EUNSUPPORTED, "Content type %q is not accepted: send the notebook as application/json (the Submit button's {\"nb\": ...} or the .ipynb itself) or as a multipart file upload.", ct)
 	}
 }
 
@@ -473,6 +503,7 @@ type statusResponse struct {
 	Course        string                 `json:"course"`
 	Section       string                 `json:"section"`
 	Assignment    string                 `json:"assignment"`
+	Notebook      string                 `json:"notebook"` // the file name it is graded under
 	QueuePosition int                    `json:"queue_position,omitempty"`
 	ReceivedAt    time.Time              `json:"received_at"`
 	StartedAt     *time.Time             `json:"started_at"`
@@ -508,7 +539,7 @@ func (a *api) status(c *gin.Context) error {
 	}
 	resp := statusResponse{
 		ID: st.ID, Status: st.Status, User: st.User, Course: st.Course, Section: st.Section, Assignment: st.Assignment.Assignment,
-		QueuePosition: st.QueuePosition, ReceivedAt: st.ReceivedAt, StartedAt: timePtr(st.StartedAt),
+		Notebook: st.GradingName(), QueuePosition: st.QueuePosition, ReceivedAt: st.ReceivedAt, StartedAt: timePtr(st.StartedAt),
 		FinishedAt: timePtr(st.FinishedAt), Attempts: st.Attempts, Questions: st.Questions, Error: st.Failure,
 	}
 	switch st.Status {

@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS submissions (
 	post_next_at  INTEGER,
 	posted_at     INTEGER,
 	post_token    TEXT,
-	not_before    INTEGER
+	not_before    INTEGER,
+	notebook_name TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_queued ON submissions(seq) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS submissions_leased ON submissions(lease_expires) WHERE status = 'grading';
@@ -109,9 +110,10 @@ CREATE TABLE IF NOT EXISTS logs (
 );
 CREATE INDEX IF NOT EXISTS logs_submission ON logs(submission_id, seq);
 CREATE TABLE IF NOT EXISTS held (
-	key     TEXT PRIMARY KEY,
-	body    BLOB NOT NULL,
-	expires INTEGER NOT NULL
+	key           TEXT PRIMARY KEY,
+	body          BLOB NOT NULL,
+	expires       INTEGER NOT NULL,
+	notebook_name TEXT
 );
 `
 
@@ -266,9 +268,9 @@ func (s *Store) insert(batch []*createReq) error {
 	return mapError(s.tx(context.Background(), func(tx *sql.Tx) error {
 		for _, r := range batch {
 			sub := r.sub
-			_, err := tx.Exec(`INSERT INTO submissions (id, user, course, section, assignment, status, received_at)
-				VALUES (?, ?, ?, ?, ?, 'queued', ?)`,
-				sub.ID, sub.User, sub.Course, sub.Section, sub.Assignment.Assignment, sub.ReceivedAt.UnixNano())
+			_, err := tx.Exec(`INSERT INTO submissions (id, user, course, section, assignment, status, received_at, notebook_name)
+				VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
+				sub.ID, sub.User, sub.Course, sub.Section, sub.Assignment.Assignment, sub.ReceivedAt.UnixNano(), sub.NotebookName)
 			if err != nil {
 				return err
 			}
@@ -283,8 +285,22 @@ func (s *Store) insert(batch []*createReq) error {
 
 // migrate brings a database made by an earlier version up to the schema.
 func migrate(db *sql.DB) error {
+	if err := addColumns(db, "submissions", "post_status TEXT", "post_attempts INTEGER NOT NULL DEFAULT 0", "post_error TEXT",
+		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT", "not_before INTEGER", "notebook_name TEXT"); err != nil {
+		return err
+	}
+	if err := addColumns(db, "held", "notebook_name TEXT"); err != nil {
+		return err
+	}
+	_, err := db.Exec(`CREATE INDEX IF NOT EXISTS submissions_post_due ON submissions(post_next_at) WHERE post_status = 'pending';
+		CREATE INDEX IF NOT EXISTS submissions_user_active ON submissions(user) WHERE status IN ('queued', 'grading')`)
+	return err
+}
+
+// addColumns adds to table those of the columns (name and type) it lacks.
+func addColumns(db *sql.DB, table string, columns ...string) error {
 	have := map[string]bool{}
-	rows, err := db.Query(`SELECT name FROM pragma_table_info('submissions')`)
+	rows, err := db.Query(`SELECT name FROM pragma_table_info(?)`, table)
 	if err != nil {
 		return err
 	}
@@ -297,23 +313,23 @@ func migrate(db *sql.DB) error {
 		have[name] = true
 	}
 	rows.Close()
-	for _, col := range []string{"post_status TEXT", "post_attempts INTEGER NOT NULL DEFAULT 0", "post_error TEXT",
-		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT", "not_before INTEGER"} {
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, col := range columns {
 		name, _, _ := strings.Cut(col, " ")
 		if !have[name] {
-			if _, err := db.Exec(`ALTER TABLE submissions ADD COLUMN ` + col); err != nil {
+			if _, err := db.Exec(`ALTER TABLE ` + table + ` ADD COLUMN ` + col); err != nil {
 				return err
 			}
 		}
 	}
-	_, err = db.Exec(`CREATE INDEX IF NOT EXISTS submissions_post_due ON submissions(post_next_at) WHERE post_status = 'pending';
-		CREATE INDEX IF NOT EXISTS submissions_user_active ON submissions(user) WHERE status IN ('queued', 'grading')`)
-	return err
+	return nil
 }
 
 const submissionColumns = `id, user, course, section, assignment, status, received_at, started_at,
 	finished_at, attempts, grade, questions, failure_code, failure_msg,
-	post_status, post_attempts, post_error, post_next_at, posted_at`
+	post_status, post_attempts, post_error, post_next_at, posted_at, notebook_name`
 
 func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, error) {
 	var (
@@ -324,13 +340,15 @@ func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, e
 		questions, fcode, fmessage sql.NullString
 		pstatus, perror            sql.NullString
 		pnext, posted              sql.NullInt64
+		notebookName               sql.NullString
 	)
 	err := row.Scan(&sub.ID, &sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &sub.Status,
 		&received, &started, &finished, &sub.Attempts, &grade, &questions, &fcode, &fmessage,
-		&pstatus, &sub.Post.Attempts, &perror, &pnext, &posted)
+		&pstatus, &sub.Post.Attempts, &perror, &pnext, &posted, &notebookName)
 	if err != nil {
 		return nil, err
 	}
+	sub.NotebookName = notebookName.String
 	sub.Post.Status = service.PostStatus(pstatus.String)
 	sub.Post.LastError = perror.String
 	if pnext.Valid {
@@ -621,20 +639,23 @@ func (s *Store) InFlight(ctx context.Context, user string) (int, error) {
 }
 
 // Hold implements service.Store.
-func (s *Store) Hold(ctx context.Context, key string, body []byte, expires time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO held (key, body, expires) VALUES (?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET body = excluded.body, expires = excluded.expires`, key, body, expires.UnixNano())
+func (s *Store) Hold(ctx context.Context, key string, h service.HeldSubmission, expires time.Time) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO held (key, body, expires, notebook_name) VALUES (?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET body = excluded.body, expires = excluded.expires, notebook_name = excluded.notebook_name`,
+		key, h.Body, expires.UnixNano(), h.NotebookName)
 	return mapError(err)
 }
 
 // Held implements service.Store.
-func (s *Store) Held(ctx context.Context, key string, now time.Time) ([]byte, error) {
-	var body []byte
-	err := s.r.QueryRowContext(ctx, `SELECT body FROM held WHERE key = ? AND expires > ?`, key, now.UnixNano()).Scan(&body)
+func (s *Store) Held(ctx context.Context, key string, now time.Time) (service.HeldSubmission, error) {
+	var h service.HeldSubmission
+	var name sql.NullString
+	err := s.r.QueryRowContext(ctx, `SELECT body, notebook_name FROM held WHERE key = ? AND expires > ?`, key, now.UnixNano()).Scan(&h.Body, &name)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
+		return h, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
 	}
-	return body, mapError(err)
+	h.NotebookName = name.String
+	return h, mapError(err)
 }
 
 // DropHeld implements service.Store.

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,4 +144,55 @@ func truncate(b []byte) []byte {
 		return b[:20]
 	}
 	return b
+}
+
+// A database made before notebook names were kept opens, its submissions and
+// held bodies read with no name (graded under the assignment's), and new
+// ones keep theirs.
+func TestMigratesToNotebookNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "otter.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`CREATE TABLE submissions (
+		seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, user TEXT NOT NULL, course TEXT NOT NULL,
+		section TEXT NOT NULL, assignment TEXT NOT NULL, status TEXT NOT NULL, received_at INTEGER NOT NULL,
+		started_at INTEGER, finished_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, lease_token TEXT,
+		lease_expires INTEGER, grade REAL, questions TEXT, failure_code TEXT, failure_msg TEXT,
+		post_status TEXT, post_attempts INTEGER NOT NULL DEFAULT 0, post_error TEXT, post_next_at INTEGER,
+		posted_at INTEGER, post_token TEXT, not_before INTEGER);
+		CREATE TABLE held (key TEXT PRIMARY KEY, body BLOB NOT NULL, expires INTEGER NOT NULL);
+		INSERT INTO submissions (id, user, course, section, assignment, status, received_at)
+			VALUES ('old', 'alice', '8x', '1', 'lab01', 'queued', 1);
+		INSERT INTO held (key, body, expires) VALUES ('k', '{}', 9000000000000000000);`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := open(t, path)
+	defer s.Close()
+	ctx := context.Background()
+	old, err := s.Submission(ctx, "old")
+	if err != nil || old.NotebookName != "" || old.GradingName() != "lab01.ipynb" {
+		t.Fatalf("the old submission: %+v, %v; want no name, graded as lab01.ipynb", old, err)
+	}
+	if h, err := s.Held(ctx, "k", time.Now()); err != nil || string(h.Body) != "{}" || h.NotebookName != "" {
+		t.Fatalf("the old held body: %+v, %v", h, err)
+	}
+	sub := &service.Submission{ID: service.NewID(), User: "alice", Status: service.StatusQueued, NotebookName: "lab01 (1).ipynb",
+		Assignment: service.Assignment{Course: "8x", Section: "1", Assignment: "lab01"}, ReceivedAt: time.Now()}
+	if err := s.CreateSubmission(ctx, sub, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Submission(ctx, sub.ID); err != nil || got.NotebookName != "lab01 (1).ipynb" {
+		t.Fatalf("a new submission after the migration: %+v, %v", got, err)
+	}
+	if err := s.Hold(ctx, "k2", service.HeldSubmission{Body: []byte("{}"), NotebookName: "x.ipynb"}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.Held(ctx, "k2", time.Now()); err != nil || h.NotebookName != "x.ipynb" {
+		t.Fatalf("a new held body after the migration: %+v, %v", h, err)
+	}
 }

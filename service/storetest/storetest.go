@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Logs", testLogs},
 		{"HeldBodies", testHeld},
+		{"NotebookName", testNotebookName},
 		{"GradePosts", testPosts},
 		{"CountsAndInFlight", testCounts},
 		{"DisabledPostsAreNeverClaimed", testPostsDisabled},
@@ -396,8 +397,8 @@ func testLogs(t *testing.T, s service.Store) {
 
 func testHeld(t *testing.T, s service.Store) {
 	ctx := context.Background()
-	small := []byte(`{"nb": {"cells": []}}`)
-	large := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB: over one document's limit
+	small := service.HeldSubmission{Body: []byte(`{"nb": {"cells": []}}`), NotebookName: "lab01 (1).ipynb"}
+	large := service.HeldSubmission{Body: bytes.Repeat([]byte("0123456789abcdef"), 3<<16)} // 3 MiB: over one document's limit
 	if err := s.Hold(ctx, "k-small", small, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -407,10 +408,13 @@ func testHeld(t *testing.T, s service.Store) {
 	if err := s.Hold(ctx, "k-old", small, t0.Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string][]byte{"k-small": small, "k-large": large} {
+	same := func(a, b service.HeldSubmission) bool {
+		return bytes.Equal(a.Body, b.Body) && a.NotebookName == b.NotebookName
+	}
+	for key, want := range map[string]service.HeldSubmission{"k-small": small, "k-large": large} {
 		got, err := s.Held(ctx, key, t0)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("Held(%s) = %d bytes, %v; want the %d bytes held", key, len(got), err, len(want))
+		if err != nil || !same(got, want) {
+			t.Fatalf("Held(%s) = %d bytes named %q, %v; want the %d bytes held, named %q", key, len(got.Body), got.NotebookName, err, len(want.Body), want.NotebookName)
 		}
 	}
 	_, err := s.Held(ctx, "k-old", t0)
@@ -425,17 +429,62 @@ func testHeld(t *testing.T, s service.Store) {
 	}
 	_, err = s.Held(ctx, "k-large", t0)
 	wantCode(t, "Held after DropHeld", err, service.ENOTFOUND)
-	if got, err := s.Held(ctx, "k-small", t0); err != nil || !bytes.Equal(got, small) {
-		t.Fatalf("DropHeld of another key dropped k-small: %q, %v", got, err)
+	if got, err := s.Held(ctx, "k-small", t0); err != nil || !same(got, small) {
+		t.Fatalf("DropHeld of another key dropped k-small: %q, %v", got.Body, err)
 	}
 	if err := s.Hold(ctx, "k-old", large, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Held(ctx, "k-old", t0); err != nil || !bytes.Equal(got, large) {
-		t.Fatalf("Hold again did not replace the body: %d bytes, %v", len(got), err)
+	if got, err := s.Held(ctx, "k-old", t0); err != nil || !same(got, large) {
+		t.Fatalf("Hold again did not replace what was held: %d bytes named %q, %v", len(got.Body), got.NotebookName, err)
 	}
 	if err := s.DropHeld(ctx, "k-none", t0); err != nil {
 		t.Fatalf("DropHeld of a key never held: %v", err)
+	}
+}
+
+// testNotebookName: the notebook's file name is kept exactly as given
+// (spaces, case, unicode), is "" for a submission created without one, and
+// comes back with every read of the submission, including the claim a worker
+// grades from.
+func testNotebookName(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	names := []string{"lab01 (1).ipynb", "Lab01-Copy1.ipynb", "Übung 3 – café.ipynb", ""}
+	subs := make([]*service.Submission, len(names))
+	for i, name := range names {
+		subs[i] = newSub(i, "alice")
+		subs[i].NotebookName = name
+		create(t, s, subs[i], []byte("{}"))
+	}
+	for i, sub := range subs {
+		got, err := s.Submission(ctx, sub.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.NotebookName != names[i] {
+			t.Errorf("Submission(%d).NotebookName = %q, want %q", i, got.NotebookName, names[i])
+		}
+	}
+	for i := range subs {
+		got, l := claim(t, s, t0.Add(time.Hour))
+		if got == nil || got.ID != subs[i].ID || got.NotebookName != names[i] {
+			t.Fatalf("claim %d = %+v, want submission %d named %q", i, got, i, names[i])
+		}
+		finished := t0.Add(time.Hour + time.Duration(i)*time.Second)
+		if err := s.Finish(ctx, got.ID, l, service.Outcome{Status: service.StatusGraded, Grade: 1, Post: service.PostPending, FinishedAt: finished}); err != nil {
+			t.Fatal(err)
+		}
+		after, err := s.Submission(ctx, got.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.NotebookName != names[i] {
+			t.Errorf("after Finish, NotebookName = %q, want %q", after.NotebookName, names[i])
+		}
+	}
+	posted, _ := claimPost(t, s, t0.Add(2*time.Hour))
+	if posted == nil || posted.NotebookName != names[0] {
+		t.Errorf("ClaimPost = %+v, want the first submission, named %q", posted, names[0])
 	}
 }
 
