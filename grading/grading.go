@@ -35,6 +35,10 @@ const (
 	KindOutput     = "output_limit"     // more output than allowed
 	KindMemory     = "out_of_memory"    // the memory limit was hit
 	KindKernel     = "kernel_died"      // the notebook's kernel died
+	// The assignment's autograder is one this service cannot grade with
+	// (an R assignment, packages that cannot be installed): course staff's
+	// to fix, never the notebook's fault.
+	KindUnsupported = "unsupported_autograder"
 )
 
 // Error is a grading that ended badly because of the submission. Message is

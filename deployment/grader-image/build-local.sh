@@ -205,7 +205,7 @@ COPY pip.env requirements.txt /tmp/build/
 RUN set -e; . /tmp/build/pip.env; \
     python3 -m venv /opt/otter; \
     /opt/otter/bin/pip install --no-cache-dir --no-input -r /tmp/build/requirements.txt; \
-    /opt/otter/bin/python -c 'import otter, numpy, pandas; print("otter", otter.__version__)'
+    /opt/otter/bin/python -c 'import otter, numpy, pandas, scipy, matplotlib, seaborn, datascience, folium, tqdm, ipywidgets, gspread; print("otter", otter.__version__)'
 
 FROM ${BASE}
 COPY --from=venv /opt/otter /opt/otter

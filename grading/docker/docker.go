@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 	"strconv"
 	"strings"
@@ -46,7 +47,10 @@ const LabelInstance = "otter-service.instance"
 // The grading command and the user it runs as (the grading image's
 // contract), and what the container runs meanwhile.
 var (
-	otterCommand = []string{"python3", "-c", "from otter.run.run_autograder import main; main('/autograder')"}
+	// PDF export and Gradescope uploads are off: the image has no pandoc or
+	// LaTeX, nothing may leave the container, and grades do not depend on
+	// them (a failed export only adds an unscored entry).
+	otterCommand = []string{"python3", "-c", "from otter.run.run_autograder import main; main('/autograder', pdf=False, token=None)"}
 	holdCommand  = []string{"python3", "-c", "import time\nwhile True: time.sleep(3600)"}
 )
 
@@ -109,8 +113,10 @@ type Runner struct {
 	refills sync.WaitGroup
 
 	builds   Builds
-	buildMu  sync.Mutex
-	building map[string]*sync.Mutex // per assignment image being built
+	log      *slog.Logger
+	buildMu  sync.Mutex              // guards building and failed
+	building map[string]*sync.Mutex  // per assignment image being built
+	failed   map[string]*failedBuild // per assignment image whose build failed
 }
 
 // box is a started grading container with its /autograder volume.
@@ -130,8 +136,13 @@ func New(image, instance string, limits Limits, warm int, builds Builds) (*Runne
 		return nil, fmt.Errorf("docker: %w", err)
 	}
 	limits.withDefaults()
+	log := builds.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	return &Runner{cli: cli, image: image, limits: limits, instance: instance,
-		warm: make(chan *box, max(warm, 0)), builds: builds, building: map[string]*sync.Mutex{}}, nil
+		warm: make(chan *box, max(warm, 0)), builds: builds, log: log,
+		building: map[string]*sync.Mutex{}, failed: map[string]*failedBuild{}}, nil
 }
 
 // Close removes the containers kept warm and releases the connection to the
@@ -221,9 +232,16 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	if err != nil {
 		return nil, err
 	}
+	ag, err := grading.ReadAutograder(job.Autograder)
+	if err != nil {
+		return nil, err
+	}
+	if err := ag.Unsupported(); err != nil {
+		return nil, err
+	}
 	// Cleanup must happen even when ctx is cancelled (the service stopping).
 	cleanup := context.WithoutCancel(ctx)
-	image, err := r.imageFor(ctx, job.Autograder)
+	image, err := r.imageFor(ctx, ag)
 	if err != nil {
 		return nil, err
 	}
@@ -516,6 +534,11 @@ func jobArchive(job grading.Job) ([]byte, error) {
 		if err := dir(d); err != nil {
 			return nil, err
 		}
+	}
+	// What otter run writes for plugins to read (on Gradescope, the
+	// submission's metadata): nothing is known about earlier submissions.
+	if err := file("submission_metadata.json", 0o644, 2, strings.NewReader("{}")); err != nil {
+		return nil, err
 	}
 	var total uint64
 	dirs := map[string]bool{}

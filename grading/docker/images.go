@@ -2,8 +2,6 @@ package docker
 
 import (
 	"archive/tar"
-	"archive/zip"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,7 +9,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -22,11 +22,14 @@ import (
 )
 
 // Builds configures the per-assignment images: an assignment whose
-// autograder zip has a requirements.txt with packages beyond otter-grader
-// (which the grading image has) is graded in an image layered on the grading
-// image with those packages installed. The image is built through the
-// engine once and reused by every submission whose zip asks for the same
-// packages.
+// autograder zip declares packages beyond otter-grader (which the grading
+// image has), in requirements.txt or environment.yml, or has a setup.sh of
+// its own, is graded in an image layered on the grading image with those
+// packages installed by pip and that script run (see grading.ReadAutograder
+// for what is read and how). The image is built through the engine once and
+// reused by every submission whose zip asks for the same; a build that
+// failed is remembered for FailureTTL, so the submissions behind it fail at
+// once instead of each trying again.
 type Builds struct {
 	Enabled bool
 	// Network is the build's network mode ("" for the engine's default;
@@ -36,73 +39,78 @@ type Builds struct {
 	// and a CA bundle for an index behind a TLS-inspecting proxy); "" for
 	// none.
 	PipConfig, CACert string
+	// FailureTTL is how long a failed build is remembered; default 15
+	// minutes.
+	FailureTTL time.Duration
+	// Logger receives what happens to builds; nil for slog.Default().
+	Logger *slog.Logger
 }
 
 // AssignmentImagePrefix names the per-assignment images.
 const AssignmentImagePrefix = "otter-service-assignment"
 
-// extraRequirements returns the requirements an autograder zip declares
-// beyond otter-grader, one per line, or nil if there are none. Only a
-// requirements.txt at the zip's root counts: otter assign's environment.yml
-// is for conda, which the grading image does not use.
-func extraRequirements(zipData []byte) ([]byte, error) {
-	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
-	if err != nil {
-		return nil, zipError("it is not a zip file (%v)", err)
-	}
-	for _, f := range zr.File {
-		if f.Name != "requirements.txt" {
+// BuildFailure is a per-assignment image build that failed, as staff
+// diagnostics show it.
+type BuildFailure struct {
+	Image    string    `json:"image"`
+	Packages []string  `json:"packages"`
+	Setup    bool      `json:"setup_sh"`
+	Message  string    `json:"message"`
+	Log      string    `json:"log"` // the build's last lines
+	At       time.Time `json:"at"`
+	Until    time.Time `json:"until"` // when a submission will try the build again
+}
+
+type failedBuild struct {
+	BuildFailure
+	err *grading.Error
+}
+
+// BuildFailures returns the builds that failed and are still remembered,
+// newest first.
+func (r *Runner) BuildFailures() []BuildFailure {
+	r.buildMu.Lock()
+	defer r.buildMu.Unlock()
+	now := time.Now()
+	var out []BuildFailure
+	for tag, f := range r.failed {
+		if now.After(f.Until) {
+			delete(r.failed, tag)
 			continue
 		}
-		if f.UncompressedSize64 > 1<<20 {
-			return nil, zipError("its requirements.txt is larger than 1 MiB")
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return nil, zipError("its requirements.txt cannot be read (%v)", err)
-		}
-		defer rc.Close()
-		var extra bytes.Buffer
-		sc := bufio.NewScanner(io.LimitReader(rc, 1<<20))
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			name := strings.ToLower(strings.FieldsFunc(line, func(r rune) bool { return strings.ContainsRune("<>=!~[; @", r) })[0])
-			if strings.ReplaceAll(name, "_", "-") == "otter-grader" {
-				continue // the grading image's own, pinned
-			}
-			if strings.HasPrefix(line, "-") {
-				return nil, zipError("its requirements.txt has an option line (%q); only package requirements are allowed", line)
-			}
-			extra.WriteString(line)
-			extra.WriteByte('\n')
-		}
-		if extra.Len() == 0 {
-			return nil, nil
-		}
-		return extra.Bytes(), nil
+		out = append(out, f.BuildFailure)
 	}
-	return nil, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	return out
 }
 
 // imageFor returns the image to grade a job in: the grading image, or the
 // assignment's own image, built first if needed.
-func (r *Runner) imageFor(ctx context.Context, zipData []byte) (string, error) {
-	extra, err := extraRequirements(zipData)
-	if err != nil || extra == nil || !r.builds.Enabled {
-		return r.image, err
+func (r *Runner) imageFor(ctx context.Context, ag *grading.Autograder) (string, error) {
+	if !ag.NeedsImage() {
+		return r.image, nil
+	}
+	if !r.builds.Enabled {
+		r.log.Warn("the assignment declares packages but per-assignment images are off; grading in the grading image", "packages", ag.Packages, "setup_sh", ag.Setup != nil)
+		return r.image, nil
 	}
 	base, err := r.cli.ImageInspect(ctx, r.image)
 	if err != nil {
 		return "", fmt.Errorf("grading image %s: %w", r.image, err)
 	}
-	sum := sha256.Sum256(append([]byte(base.ID+"\n"), extra...))
+	key := base.ID + "\n" + strings.Join(ag.SortedPackages(), "\n") + "\n"
+	if ag.Setup != nil {
+		key += "setup.sh\n" + string(ag.Setup)
+	}
+	sum := sha256.Sum256([]byte(key))
 	tag := AssignmentImagePrefix + ":" + hex.EncodeToString(sum[:8])
 
 	// One build per image at a time; the others wait for it.
 	r.buildMu.Lock()
+	if f, ok := r.failed[tag]; ok && time.Now().Before(f.Until) {
+		r.buildMu.Unlock()
+		return "", f.err
+	}
 	mu, ok := r.building[tag]
 	if !ok {
 		mu = &sync.Mutex{}
@@ -114,12 +122,47 @@ func (r *Runner) imageFor(ctx context.Context, zipData []byte) (string, error) {
 	if _, err := r.cli.ImageInspect(ctx, tag); err == nil {
 		return tag, nil
 	}
-	return tag, r.build(ctx, tag, extra)
+	r.buildMu.Lock()
+	f, ok := r.failed[tag] // failed while this one waited
+	r.buildMu.Unlock()
+	if ok && time.Now().Before(f.Until) {
+		return "", f.err
+	}
+	started := time.Now()
+	err = r.build(ctx, tag, ag)
+	if gerr, ok := grading.AsError(err); ok {
+		ttl := r.builds.FailureTTL
+		if ttl <= 0 {
+			ttl = 15 * time.Minute
+		}
+		now := time.Now()
+		r.buildMu.Lock()
+		r.failed[tag] = &failedBuild{err: gerr, BuildFailure: BuildFailure{
+			Image: tag, Packages: ag.Packages, Setup: ag.Setup != nil, Message: gerr.Message,
+			Log: gerr.Log, At: now, Until: now.Add(ttl)}}
+		r.buildMu.Unlock()
+		r.log.Error("building an assignment image failed; submissions to it fail until the build is tried again",
+			"image", tag, "packages", ag.Packages, "setup_sh", ag.Setup != nil, "retry_at", now.Add(ttl), "log", lastLines(gerr.Log, 20))
+		return "", gerr
+	}
+	if err == nil {
+		r.log.Info("built an assignment image", "image", tag, "packages", ag.Packages, "setup_sh", ag.Setup != nil, "seconds", time.Since(started).Seconds())
+	}
+	return tag, err
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // build builds the assignment image tag on the grading image.
-func (r *Runner) build(ctx context.Context, tag string, requirements []byte) error {
-	files := map[string][]byte{"requirements.txt": requirements}
+func (r *Runner) build(ctx context.Context, tag string, ag *grading.Autograder) error {
+	files := map[string][]byte{"requirements.txt": []byte(strings.Join(ag.Packages, "\n") + "\n")}
 	env := ""
 	if r.builds.PipConfig != "" {
 		data, err := os.ReadFile(r.builds.PipConfig)
@@ -137,12 +180,22 @@ func (r *Runner) build(ctx context.Context, tag string, requirements []byte) err
 		files["ca.crt"] = data
 		env += " PIP_CERT=/tmp/otter-build/ca.crt"
 	}
+	steps := ""
+	if len(ag.Packages) > 0 {
+		steps += fmt.Sprintf("RUN%s pip install --no-cache-dir --no-input -r /tmp/otter-build/requirements.txt\n", env)
+	}
+	if ag.Setup != nil {
+		// The course's own setup.sh, run as otter's Gradescope image runs
+		// it: as root, from the directory holding the zip's contents.
+		files["setup.sh"] = ag.Setup
+		steps += fmt.Sprintf("RUN%s cd /tmp/otter-build && bash ./setup.sh\n", env)
+	}
 	files["Dockerfile"] = []byte(fmt.Sprintf(`FROM %s
 USER root
 COPY . /tmp/otter-build/
-RUN%s pip install --no-cache-dir --no-input -r /tmp/otter-build/requirements.txt && rm -rf /tmp/otter-build
+%sRUN rm -rf /tmp/otter-build
 USER %d:%d
-`, r.image, env, graderUID, graderUID))
+`, r.image, steps, graderUID, graderUID))
 
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -181,8 +234,28 @@ USER %d:%d
 			if len(tail) > 8<<10 {
 				tail = tail[len(tail)-8<<10:]
 			}
-			return &grading.Error{Kind: grading.KindAutograder, Log: tail + msg.Error,
-				Message: "The packages this assignment's autograder requires could not be installed, so it cannot be graded yet. Tell your course staff."}
+			if transientBuildFailure(tail + msg.Error) {
+				// The package index could not be reached: our trouble, to
+				// be tried again, not a verdict on the assignment.
+				return fmt.Errorf("building %s: the package index could not be reached: %s", tag, lastLines(tail+msg.Error, 3))
+			}
+			return &grading.Error{Kind: grading.KindUnsupported, Log: tail + msg.Error,
+				Message: "The packages this assignment's autograder requires could not be installed (or its setup.sh failed), so it cannot be graded yet. This is not a problem with your notebook: tell your course staff."}
 		}
 	}
+}
+
+// transientBuildFailure reports whether a failed build's log says pip could
+// not reach its index, rather than that a package cannot be had.
+func transientBuildFailure(log string) bool {
+	if strings.Contains(log, "No matching distribution found") || strings.Contains(log, "ResolutionImpossible") {
+		return false
+	}
+	for _, s := range []string{"Failed to establish a new connection", "Temporary failure in name resolution",
+		"Read timed out", "ConnectTimeoutError", "ProxyError", "Connection reset by peer", "Network is unreachable"} {
+		if strings.Contains(log, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -70,15 +70,15 @@ func removeAssignmentImages(t *testing.T) {
 }
 
 // TestAssignmentImage grades a notebook that needs a package the grading
-// image lacks (six): its assignment's zip declares it, so it is graded in an
+// image lacks (toolz): its assignment's zip declares it, so it is graded in an
 // image built for the assignment, once.
 func TestAssignmentImage(t *testing.T) {
 	r := newRunner(t, docker.Limits{Timeout: 3 * time.Minute})
 	removeAssignmentImages(t)
 	t.Cleanup(func() { removeAssignmentImages(t) })
 	ex := load(t, "lab01-perfect.ipynb").
-		withAnswer(t, `"square_of_seven = 7 ** 2\n"`, `"import six\n", "square_of_seven = 7 ** 2\n"`).
-		withRequirements(t, "# extras for this lab\notter-grader[grading]==7.0.0\nsix==1.16.0\n")
+		withAnswer(t, `"square_of_seven = 7 ** 2\n"`, `"import toolz\n", "square_of_seven = 7 ** 2\n"`).
+		withRequirements(t, "# extras for this lab\notter-grader[grading]==7.0.0\ntoolz==1.2.0\n")
 
 	start := time.Now()
 	res, err := r.Run(context.Background(), ex.job())
@@ -106,7 +106,7 @@ func TestAssignmentImage(t *testing.T) {
 	}
 	defer off.Close()
 	if res, err := off.Run(context.Background(), ex.job()); err != nil || math.Abs(res.Grade-2.0/3) > 1e-9 {
-		t.Errorf("with per-assignment images off: %+v, %v; want 2/3 (six missing)", res, err)
+		t.Errorf("with per-assignment images off: %+v, %v; want 2/3 (toolz missing)", res, err)
 	}
 	r.Close()
 	noLeftovers(t)
@@ -118,8 +118,23 @@ func TestAssignmentImageThatCannotBeBuilt(t *testing.T) {
 	ex := load(t, "lab01-perfect.ipynb").withRequirements(t, "otter-service-no-such-package-anywhere==0.0.1\n")
 	_, err := r.Run(context.Background(), ex.job())
 	gerr, ok := grading.AsError(err)
-	if !ok || gerr.Kind != grading.KindAutograder || !strings.Contains(gerr.Message, "could not be installed") || !strings.Contains(gerr.Log, "otter-service-no-such-package-anywhere") {
-		t.Fatalf("err = %v; want an autograder error about the packages, with pip's output for the operator", err)
+	if !ok || gerr.Kind != grading.KindUnsupported || !strings.Contains(gerr.Message, "could not be installed") ||
+		!strings.Contains(gerr.Message, "not a problem with your notebook") || !strings.Contains(gerr.Log, "otter-service-no-such-package-anywhere") {
+		t.Fatalf("err = %v; want an unsupported-autograder error about the packages, with pip's output for the operator", err)
+	}
+	failures := r.BuildFailures()
+	if len(failures) != 1 || !strings.Contains(failures[0].Log, "No matching distribution") ||
+		len(failures[0].Packages) != 1 || !failures[0].Until.After(failures[0].At) {
+		t.Fatalf("build failures = %+v; want the one build, with pip's log and when it is tried again", failures)
+	}
+	// The next submission to the same assignment is not built again: it
+	// gets the remembered failure.
+	_, err = r.Run(context.Background(), ex.job())
+	if again, ok := grading.AsError(err); !ok || again.Kind != grading.KindUnsupported {
+		t.Fatalf("second submission: %v; want the same failure", err)
+	}
+	if f := r.BuildFailures(); len(f) != 1 || !f[0].At.Equal(failures[0].At) {
+		t.Fatalf("build failures after a second submission = %+v; want the first failure, not a new build", f)
 	}
 	r.Close()
 	noLeftovers(t)

@@ -1,8 +1,10 @@
 // Package local grades notebooks by running otter-grader's `otter run` as a
 // child process on this machine, in a fresh directory per job, with a
 // wall-clock timeout and a cap on the output it keeps. It isolates nothing
-// else: student code runs with the service's privileges and network. Use it
-// for development and tests; production grades in containers (grading/docker).
+// else: student code runs with the service's privileges and network. It
+// installs nothing either: the packages an autograder declares must already
+// be in the otter executable's environment. Use it for development and
+// tests; production grades in containers (grading/docker).
 package local
 
 import (
@@ -43,6 +45,13 @@ func (r *Runner) Check(context.Context) error {
 
 // Run implements grading.Runner.
 func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, error) {
+	// An assignment this service cannot grade is refused as the Docker
+	// runner refuses it; a zip otter cannot read, otter reports itself.
+	if ag, err := grading.ReadAutograder(job.Autograder); err == nil {
+		if err := ag.Unsupported(); err != nil {
+			return nil, err
+		}
+	}
 	dir, err := os.MkdirTemp(r.WorkDir, "job-")
 	if err != nil {
 		return nil, fmt.Errorf("creating the job directory: %w", err)
