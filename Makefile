@@ -5,7 +5,7 @@
 GO ?= go
 BIN := bin/otter-service
 
-.PHONY: run test bench setup build examples clean grader-image
+.PHONY: run test bench setup build examples clean grader-image corpus corpus-expected
 
 setup:
 	@bash scripts/ensure-tools.sh
@@ -27,7 +27,17 @@ run: setup build
 grader-image:
 	@bash deployment/grader-image/build-local.sh || { [ "$$CI" != true ] && echo "make: no Docker engine or grading image; the Docker tests will be skipped" >&2; }
 
-test: setup grader-image
+# The fidelity corpus (tests/corpus): its complete environment and its
+# autograder zips and submissions, built with otter assign into var/corpus.
+corpus:
+	@bash tests/corpus/build.sh
+
+# Regenerates tests/corpus/expected.json: the grade otter run gives each
+# corpus submission in the complete environment. Commit the result.
+corpus-expected:
+	bash tests/corpus/build.sh --expected
+
+test: setup grader-image corpus
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	.venv-tests/bin/python -m pytest -q tests

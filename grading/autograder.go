@@ -128,6 +128,7 @@ func ReadAutograder(data []byte) (*Autograder, error) {
 	if a.Lang == "r" {
 		// Its conda list (r-base and the like) needs no other words.
 		a.Problems = []string{"it is an R assignment (lang: r); this service grades Python notebooks only"}
+		a.Packages, a.Setup = nil, nil
 	}
 	return a, nil
 }
