@@ -49,6 +49,7 @@ type Submission struct {
 	// Set when Status is StatusGraded.
 	Grade     float64
 	Questions []Question
+	Feedback  []Feedback // none in records from before it was kept
 
 	// Set when Status is StatusFailed.
 	Failure *Failure
@@ -92,6 +93,16 @@ type Question struct {
 	Output string `json:"output,omitempty"`
 }
 
+// Feedback is one of otter's unscored entries (its "Public Tests" summary,
+// its top-level output: see grading.Result.Feedback), recorded in full; it
+// never counts toward the grade, and what a student may see of it follows
+// its Visibility (see ViewFeedback).
+type Feedback struct {
+	Name       string `json:"name"`
+	Visibility string `json:"visibility,omitempty"` // as Question's
+	Output     string `json:"output,omitempty"`
+}
+
 // Failure explains why a submission could not be graded.
 type Failure struct {
 	Code    string `json:"code"`    // one of the Failure* codes
@@ -100,14 +111,15 @@ type Failure struct {
 
 // Failure codes.
 const (
-	FailureAutograder  = grading.KindAutograder // otter ran but produced no usable result
-	FailureTimeout     = grading.KindTimeout    // grading exceeded its wall-clock limit
-	FailureOutput      = grading.KindOutput     // grading printed more than allowed
-	FailureMemory      = grading.KindMemory     // grading exceeded its memory limit
-	FailureKernel      = grading.KindKernel     // the notebook's kernel died
-	FailureConfig      = "course_config"        // the assignment's autograder could not be found
-	FailureInterrupted = "interrupted"          // grading was interrupted too many times
-	FailureStorage     = "storage_error"        // the stored notebook could not be read back
+	FailureAutograder  = grading.KindAutograder  // otter ran but produced no usable result
+	FailureTimeout     = grading.KindTimeout     // grading exceeded its wall-clock limit
+	FailureOutput      = grading.KindOutput      // grading printed more than allowed
+	FailureMemory      = grading.KindMemory      // grading exceeded its memory limit
+	FailureKernel      = grading.KindKernel      // the notebook's kernel died
+	FailureUnsupported = grading.KindUnsupported // the assignment's autograder cannot be used here
+	FailureConfig      = "course_config"         // the assignment's autograder could not be found
+	FailureInterrupted = "interrupted"           // grading was interrupted too many times
+	FailureStorage     = "storage_error"         // the stored notebook could not be read back
 )
 
 // Grade is the record the old service wrote, one per graded submission, kept
