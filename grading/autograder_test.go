@@ -1,31 +1,12 @@
 package grading_test
 
 import (
-	"archive/zip"
-	"bytes"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/otter-service/otter-service/grading"
 )
-
-func zipOf(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, content := range files {
-		w, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write([]byte(content))
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // otter 7's environment.yml for an assignment with requirements: and a
 // user environment (conda and pip packages), as otter generate merges them.
@@ -62,7 +43,7 @@ func TestReadAutograderPackages(t *testing.T) {
 			[]string{"tabulate==0.10.0", "toolz==1.2.*", "scikit-learn>=1.5", "torch", "humanize==4.17.0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := grading.ReadAutograder(zipOf(t, tc.files))
+			a, err := grading.ReadAutograder(makeZip(t, tc.files))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +58,7 @@ func TestReadAutograderPackages(t *testing.T) {
 }
 
 func TestReadAutograderOtterVersion(t *testing.T) {
-	a, err := grading.ReadAutograder(zipOf(t, map[string]string{"environment.yml": otter7Environment}))
+	a, err := grading.ReadAutograder(makeZip(t, map[string]string{"environment.yml": otter7Environment}))
 	if err != nil || a.OtterVersion != "7.0.0" {
 		t.Fatalf("otter version %q, %v; want 7.0.0", a.OtterVersion, err)
 	}
@@ -95,7 +76,7 @@ func TestReadAutograderRefuses(t *testing.T) {
 		{"bad config", "otter_config.json", "{", "otter_config.json is not valid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := grading.ReadAutograder(zipOf(t, map[string]string{tc.file: tc.content}))
+			_, err := grading.ReadAutograder(makeZip(t, map[string]string{tc.file: tc.content}))
 			gerr, ok := grading.AsError(err)
 			if !ok || gerr.Kind != grading.KindAutograder || !strings.Contains(gerr.Message, tc.want) || !strings.Contains(gerr.Message, tc.file) {
 				t.Fatalf("err = %v; want an autograder error naming %s and %q", err, tc.file, tc.want)
@@ -119,7 +100,7 @@ func TestReadAutograderUnsupported(t *testing.T) {
 		{"zips", map[string]string{"otter_config.json": `{"zips": true}`}, "zip submissions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := grading.ReadAutograder(zipOf(t, tc.files))
+			a, err := grading.ReadAutograder(makeZip(t, tc.files))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +115,7 @@ func TestReadAutograderUnsupported(t *testing.T) {
 }
 
 func TestReadAutograderIgnoredSettings(t *testing.T) {
-	a, err := grading.ReadAutograder(zipOf(t, map[string]string{
+	a, err := grading.ReadAutograder(makeZip(t, map[string]string{
 		"otter_config.json": `{"pdf": true, "token": "abc", "course_id": 1, "assignment_id": 2, "plugins": ["otter.plugins.builtin.RateLimiting", {"otter.plugins.builtin.GoogleSheetsGradeOverride": {"url": "x"}}]}`,
 	}))
 	if err != nil {
@@ -159,7 +140,7 @@ func TestReadAutograderSetup(t *testing.T) {
 		name, script string
 		custom       bool
 	}{{"otter's", otterLike, false}, {"older otter's", oldOtter, false}, {"course's own", custom, true}} {
-		a, err := grading.ReadAutograder(zipOf(t, map[string]string{"setup.sh": tc.script}))
+		a, err := grading.ReadAutograder(makeZip(t, map[string]string{"setup.sh": tc.script}))
 		if err != nil {
 			t.Fatal(err)
 		}
