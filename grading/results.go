@@ -16,10 +16,12 @@ import (
 // which runs student code, so nothing in it is trusted.
 const (
 	MaxResultsSize = 8 << 20 // bytes
-	MaxTests       = 1000
-	MaxTestName    = 200  // characters kept of a test's name
-	MaxTestOutput  = 4096 // bytes kept of a test's output
-	maxPoints      = 1e6  // larger max_score values are not believable
+	// MaxTests bounds the entries of a Result, scored (Tests) and unscored
+	// (Feedback) together.
+	MaxTests      = 1000
+	MaxTestName   = 200  // characters kept of a test's or feedback's name
+	MaxTestOutput = 4096 // bytes kept of a test's or feedback's output
+	maxPoints     = 1e6  // larger max_score values are not believable
 )
 
 // Result is a graded notebook.
@@ -28,7 +30,25 @@ type Result struct {
 	// has one (see ParseResults), else Σscore / Σmax_score; in [0, 1].
 	Grade float64
 	Tests []Test
+	// Feedback is what otter reports that is not scored, in results.json's
+	// order: its entries without max_score (with otter's defaults, the
+	// visible "Public Tests" summary of the public test cases), preceded by
+	// otter's top-level "output" if it has one (see ParseResults). It never
+	// counts toward the grade.
+	Feedback []Feedback
 }
+
+// Feedback is one unscored entry of results.json, cleaned.
+type Feedback struct {
+	Name string
+	// Visibility is otter's, normalized as a Test's is.
+	Visibility string
+	Output     string // truncated to MaxTestOutput, control characters removed
+}
+
+// OutputFeedback is the name of the Feedback entry that holds results.json's
+// top-level "output".
+const OutputFeedback = "Autograder output"
 
 // Test is one scored entry of results.json, cleaned.
 type Test struct {
@@ -67,6 +87,9 @@ type rawResults struct {
 	// error result). Read apart so that a malformed one does not make the
 	// whole document unreadable.
 	Score json.RawMessage `json:"score"`
+	// Output is text about the whole submission, set by otter's plugins
+	// (RateLimiting's message); read apart too, and kept only if a string.
+	Output json.RawMessage `json:"output"`
 }
 
 type rawTest struct {
@@ -80,7 +103,14 @@ type rawTest struct {
 // ParseResults reads otter-grader's results.json, written by grading with
 // autograder (the zip otter assign made; its otter_config.json is read for
 // points_possible): {"tests": [{"name", "score", "max_score", "visibility",
-// "output"}, ...], "score"?: ...}. Entries without max_score do not count.
+// "output"}, ...], "score"?: ..., "output"?: ...}. Entries without
+// max_score do not count toward the grade: they are kept as the Result's
+// Feedback, as is the top-level "output" (a string that is not blank), which
+// comes first and is VisibilityVisible: Gradescope, whose format otter
+// writes, shows it to students whatever the tests' visibility (otter's
+// RateLimiting plugin hides every test and tells the student why there).
+// It is dropped if results.json already lists MaxTests entries, so that the
+// Result never holds more.
 //
 // The grade is otter's own: with points_possible or score_threshold in the
 // assignment's configuration, otter 7 writes a top-level "score" out of
@@ -93,7 +123,9 @@ type rawTest struct {
 //
 // It returns an *Error of kind KindAutograder when the data is not a usable
 // result: too large, malformed, or without any scored test (otter's own
-// error result has a top-level "score": 0 and no max_score).
+// error result has a top-level "score": 0 and no max_score). Its unscored
+// entries ("Autograder Error", or "Autograder Failed" and "Autograder
+// Exception") are not feedback then: there is no Result to keep them in.
 func ParseResults(data, autograder []byte) (*Result, error) {
 	if len(data) > MaxResultsSize {
 		return nil, autograderError("the autograder's results are larger than %d bytes", MaxResultsSize)
@@ -110,6 +142,9 @@ func ParseResults(data, autograder []byte) (*Result, error) {
 		return nil, autograderError("the autograder's results list more than %d tests", MaxTests)
 	}
 	res := &Result{}
+	if out, ok := topLevelOutput(raw.Output); ok && len(*raw.Tests) < MaxTests {
+		res.Feedback = append(res.Feedback, Feedback{Name: OutputFeedback, Visibility: VisibilityVisible, Output: out})
+	}
 	var total, possible float64
 	for i, t := range *raw.Tests {
 		name := fmt.Sprintf("test %d", i+1)
@@ -117,6 +152,11 @@ func ParseResults(data, autograder []byte) (*Result, error) {
 			name = clean(*t.Name, MaxTestName)
 		}
 		if t.MaxScore == nil {
+			res.Feedback = append(res.Feedback, Feedback{
+				Name:       name,
+				Visibility: normalizeVisibility(t.Visibility),
+				Output:     clean(t.Output, MaxTestOutput),
+			})
 			continue
 		}
 		max := *t.MaxScore
@@ -150,6 +190,17 @@ func ParseResults(data, autograder []byte) (*Result, error) {
 	}
 	res.Grade = math.Min(math.Max(total/possible, 0), 1)
 	return res, nil
+}
+
+// topLevelOutput returns results.json's top-level "output", cleaned, if it
+// is a string that is not blank.
+func topLevelOutput(raw json.RawMessage) (string, bool) {
+	var s *string
+	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil || s == nil {
+		return "", false
+	}
+	out := clean(*s, MaxTestOutput)
+	return out, strings.TrimSpace(out) != ""
 }
 
 // believable returns the number raw holds if it is one in [0, maxPoints].

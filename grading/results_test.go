@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,8 +178,37 @@ func TestParseResultsOtter(t *testing.T) {
 			if i != len(res.Tests) || i == 0 {
 				t.Errorf("%d tests; results.json has %d scored", len(res.Tests), i)
 			}
+			// The unscored one, otter's summary of the public test cases,
+			// is the feedback, as it is.
+			var unscored []grading.Feedback
+			for _, r := range raw.Tests {
+				if r.MaxScore == nil {
+					unscored = append(unscored, grading.Feedback{Name: r.Name, Visibility: r.Visibility, Output: r.Output})
+				}
+			}
+			if len(unscored) != 1 || unscored[0].Name != "Public Tests" || unscored[0].Visibility != grading.VisibilityVisible || unscored[0].Output == "" {
+				t.Fatalf("results.json's unscored entries %+v; want otter's visible Public Tests", unscored)
+			}
+			if !slices.Equal(res.Feedback, unscored) {
+				t.Errorf("feedback %+v; results.json has %+v", res.Feedback, unscored)
+			}
 		})
 	}
+	t.Run("the public summary leaves out the hidden test cases", func(t *testing.T) {
+		data, zip := otterCase(t, "default")
+		res, err := grading.ParseResults(data, zip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// q2's hidden case, assert f(-1) == 0, fails, and its scored entry
+		// (hidden) says so; the Public Tests summary has q2's public case only.
+		if !strings.Contains(res.Tests[1].Output, "f(-1)") {
+			t.Fatalf("q2's output %q does not show its hidden case", res.Tests[1].Output)
+		}
+		if pub := res.Feedback[0].Output; strings.Contains(pub, "f(-1)") || !strings.Contains(pub, "q2 results: All test cases passed!") {
+			t.Errorf("Public Tests output %q; want q2's public case only", pub)
+		}
+	})
 	t.Run("without the autograder's configuration, Σscore/Σmax_score", func(t *testing.T) {
 		data, _ := otterCase(t, "threshold_points")
 		want, err := grading.ParseResults(readFile(t, "default.results.json"), otterZip(t, "default"))
@@ -195,6 +225,85 @@ func TestParseResultsOtter(t *testing.T) {
 		_, err := grading.ParseResults(data, zip)
 		if gerr, ok := grading.AsError(err); !ok || gerr.Kind != grading.KindAutograder || !strings.Contains(gerr.Message, "no scored tests") {
 			t.Fatalf("err = %v; want an autograder error", err)
+		}
+	})
+}
+
+// Entries without max_score, and the top-level output, are kept as feedback
+// and change nothing else.
+func TestParseResultsFeedback(t *testing.T) {
+	const scored = `{"name": "q1", "score": 1, "max_score": 1, "visibility": "hidden", "output": "q1 out"},
+		{"name": "q2", "score": 0, "max_score": 3, "visibility": "hidden", "output": "q2 out"}`
+	plain, err := grading.ParseResults([]byte(`{"tests": [`+scored+`]}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("in order, cleaned, never graded", func(t *testing.T) {
+		res, err := grading.ParseResults([]byte(`{"output": "Students are allowed 3 submissions every 1 day.\u001b", "tests": [
+			{"name": "Public Tests", "visibility": "visible", "output": "q1 results: All test cases passed!", "status": "passed"},
+			{"name": "PDF Generation Failed", "visibility": "visible", "output": "no pdf", "status": "failed"},
+			`+scored+`,
+			{"name": "", "visibility": "Visible", "output": "x"},
+			{"name": "with a score but no max_score", "score": 5}]}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Grade != plain.Grade || !slices.Equal(res.Tests, plain.Tests) {
+			t.Errorf("grade %v, tests %+v; want those without feedback: %v, %+v", res.Grade, res.Tests, plain.Grade, plain.Tests)
+		}
+		want := []grading.Feedback{
+			{Name: grading.OutputFeedback, Visibility: "visible", Output: "Students are allowed 3 submissions every 1 day."},
+			{Name: "Public Tests", Visibility: "visible", Output: "q1 results: All test cases passed!"},
+			{Name: "PDF Generation Failed", Visibility: "visible", Output: "no pdf"},
+			{Name: "test 5", Visibility: "hidden", Output: "x"},
+			{Name: "with a score but no max_score", Visibility: "hidden"},
+		}
+		if !slices.Equal(res.Feedback, want) {
+			t.Errorf("feedback %+v;\nwant %+v", res.Feedback, want)
+		}
+	})
+	t.Run("a top-level output that is not text is left out", func(t *testing.T) {
+		for _, out := range []string{`null`, `3`, `{"a": 1}`, `["x"]`, `""`, `" \n "`} {
+			res, err := grading.ParseResults([]byte(`{"output": `+out+`, "tests": [`+scored+`]}`), nil)
+			if err != nil || res.Grade != plain.Grade || len(res.Feedback) != 0 {
+				t.Errorf("output %s: %+v, %v; want the grade without feedback", out, res, err)
+			}
+		}
+	})
+	t.Run("long outputs are cut", func(t *testing.T) {
+		long := jsonString(strings.Repeat("é", grading.MaxTestOutput))
+		res, err := grading.ParseResults([]byte(`{"output": `+long+`, "tests": [{"name": "Public Tests", "output": `+long+`}, `+scored+`]}`), nil)
+		if err != nil || len(res.Feedback) != 2 {
+			t.Fatalf("%+v, %v", res, err)
+		}
+		for _, f := range res.Feedback {
+			if len(f.Output) > grading.MaxTestOutput || len(f.Output) < grading.MaxTestOutput-1 {
+				t.Errorf("%s: %d bytes of output; want it cut to %d", f.Name, len(f.Output), grading.MaxTestOutput)
+			}
+		}
+	})
+	t.Run("MaxTests bounds scored and feedback entries together", func(t *testing.T) {
+		entries := strings.Repeat(`{"name": "Public Tests", "output": "p"},`, grading.MaxTests-1) + `{"name": "q1", "score": 1, "max_score": 1}`
+		res, err := grading.ParseResults([]byte(`{"output": "hello", "tests": [`+entries+`]}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(res.Tests) + len(res.Feedback); n != grading.MaxTests || res.Feedback[0].Name == grading.OutputFeedback || res.Grade != 1 {
+			t.Errorf("%d entries, the first feedback %q, grade %v; want %d, the top-level output dropped, 1", n, res.Feedback[0].Name, res.Grade, grading.MaxTests)
+		}
+		if _, err := grading.ParseResults([]byte(`{"tests": [`+entries+`, {"name": "one too many"}]}`), nil); err == nil || !strings.Contains(err.Error(), "more than") {
+			t.Errorf("err = %v; want more than %d entries refused", err, grading.MaxTests)
+		}
+	})
+	t.Run("otter's error results stay errors", func(t *testing.T) {
+		for _, js := range []string{
+			`{"score": 0, "stdout_visibility": "hidden", "tests": [{"name": "Autograder Error", "output": "Otter encountered an error"}]}`,
+			`{"score": 0, "output": "plugin says hi", "tests": [{"name": "Autograder Failed", "visibility": "visible", "output": "The autograder failed", "status": "failed"},
+				{"name": "Autograder Exception", "visibility": "hidden", "output": "Traceback", "status": "failed"}]}`,
+		} {
+			if _, err := grading.ParseResults([]byte(js), nil); err == nil || !strings.Contains(err.Error(), "no scored tests") {
+				t.Errorf("err = %v; want an autograder error", err)
+			}
 		}
 	})
 }

@@ -231,11 +231,14 @@ type SubmissionStatus struct {
 	// (ViewQuestions); they stand in for Submission.Questions, the full
 	// record.
 	Questions []QuestionView
+	// Feedback is the submission's feedback as the user may see it
+	// (ViewFeedback), in place of Submission.Feedback.
+	Feedback []FeedbackView
 }
 
 // Status returns a submission for who. Students see only their own, and of
-// its questions what ViewQuestions shows them; staff (Identity.Admin) see
-// everything. Returns ENOTFOUND if there is no such submission or it is
+// its questions and feedback what ViewQuestions and ViewFeedback show them;
+// staff (Identity.Admin) see everything. Returns ENOTFOUND if there is no such submission or it is
 // someone else's.
 func (s *Service) Status(ctx context.Context, who Identity, id string) (*SubmissionStatus, error) {
 	sub, err := s.store.Submission(ctx, id)
@@ -245,7 +248,8 @@ func (s *Service) Status(ctx context.Context, who Identity, id string) (*Submiss
 	if sub.User != who.Name && !who.Admin {
 		return nil, Errorf(ENOTFOUND, "There is no submission %q.", id)
 	}
-	st := &SubmissionStatus{Submission: sub, Questions: ViewQuestions(sub.Questions, who.Admin)}
+	st := &SubmissionStatus{Submission: sub, Questions: ViewQuestions(sub.Questions, who.Admin),
+		Feedback: ViewFeedback(sub.Feedback, who.Admin)}
 	if sub.Status == StatusQueued {
 		pos, err := s.store.QueuePosition(ctx, id)
 		switch ErrorCode(err) {

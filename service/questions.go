@@ -39,3 +39,34 @@ func ViewQuestions(qs []Question, staff bool) []QuestionView {
 	}
 	return out
 }
+
+// FeedbackView is a feedback entry as one user may see it.
+type FeedbackView struct {
+	Name       string `json:"name"`
+	Visibility string `json:"visibility"`
+	Output     string `json:"output,omitempty"`
+}
+
+// ShownToStudents reports whether students see f: only when otter marks it
+// "visible", as for questions.
+func (f Feedback) ShownToStudents() bool { return f.Visibility == grading.VisibilityVisible }
+
+// ViewFeedback returns fs as a user sees them: staff see every entry; anyone
+// else only those ShownToStudents (with otter's defaults, the "Public Tests"
+// summary). An entry withheld is left out whole: a withheld question's name
+// and max score still tell what the grade is made of; an unscored entry's
+// name alone tells nothing.
+func ViewFeedback(fs []Feedback, staff bool) []FeedbackView {
+	var out []FeedbackView
+	for _, f := range fs {
+		if !staff && !f.ShownToStudents() {
+			continue
+		}
+		v := FeedbackView{Name: f.Name, Visibility: f.Visibility, Output: f.Output}
+		if v.Visibility == "" {
+			v.Visibility = grading.VisibilityHidden
+		}
+		out = append(out, v)
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/otter-service/otter-service/service"
@@ -47,5 +48,45 @@ func TestViewQuestions(t *testing.T) {
 	})
 	if service.ViewQuestions(nil, false) != nil {
 		t.Error("no questions should view as none")
+	}
+}
+
+func TestViewFeedback(t *testing.T) {
+	fs := []service.Feedback{
+		{Name: "Autograder output", Visibility: "visible", Output: "You have 1 submission in that period."},
+		{Name: "Public Tests", Visibility: "visible", Output: "q1 results: All test cases passed!"},
+		{Name: "Autograder Exception", Visibility: "hidden", Output: "Traceback: SECRET"},
+		{Name: "x", Visibility: "after_published", Output: "later"},
+		{Name: "y", Visibility: "after_due_date", Output: "later"},
+		{Name: "z", Output: "no visibility"},
+	}
+	t.Run("student", func(t *testing.T) {
+		got := service.ViewFeedback(fs, false)
+		want := []service.FeedbackView{
+			{Name: "Autograder output", Visibility: "visible", Output: "You have 1 submission in that period."},
+			{Name: "Public Tests", Visibility: "visible", Output: "q1 results: All test cases passed!"},
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("student sees %+v; want the visible entries only, %+v", got, want)
+		}
+	})
+	t.Run("staff", func(t *testing.T) {
+		got := service.ViewFeedback(fs, true)
+		if len(got) != len(fs) {
+			t.Fatalf("staff see %d entries, want %d", len(got), len(fs))
+		}
+		for i, v := range got {
+			f := fs[i]
+			want := service.FeedbackView{Name: f.Name, Visibility: f.Visibility, Output: f.Output}
+			if want.Visibility == "" {
+				want.Visibility = "hidden"
+			}
+			if v != want {
+				t.Errorf("staff see %+v; want %+v", v, want)
+			}
+		}
+	})
+	if service.ViewFeedback(nil, true) != nil || service.ViewFeedback(fs[2:], false) != nil {
+		t.Error("no feedback, or none visible, should view as none")
 	}
 }

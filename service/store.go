@@ -47,10 +47,10 @@ type Store interface {
 	// Returns ECONFLICT if l is no longer the submission's current lease.
 	Release(ctx context.Context, id string, l *Lease, notBefore time.Time) error
 
-	// Finish records the outcome of grading: for StatusGraded, the grade and
-	// questions, and one Grade record (never two for one submission, however
-	// often Finish is retried); for StatusFailed, the failure. Both in one
-	// atomic step.
+	// Finish records the outcome of grading: for StatusGraded, the grade,
+	// questions and feedback, and one Grade record (never two for one
+	// submission, however often Finish is retried); for StatusFailed, the
+	// failure. Both in one atomic step.
 	// Returns ECONFLICT if l is no longer the submission's current lease.
 	Finish(ctx context.Context, id string, l *Lease, out Outcome) error
 
@@ -126,6 +126,7 @@ type Outcome struct {
 	Post       PostStatus // StatusGraded: PostPending (due at FinishedAt) or PostDisabled
 	Grade      float64
 	Questions  []Question
+	Feedback   []Feedback
 	Failure    *Failure
 	FinishedAt time.Time
 }

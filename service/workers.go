@@ -119,7 +119,7 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 	var ferr *failedError
 	switch gerr, isGradingErr := grading.AsError(err); {
 	case err == nil:
-		out = Outcome{Status: StatusGraded, Grade: res.Grade, Questions: questions(res), Post: PostDisabled}
+		out = Outcome{Status: StatusGraded, Grade: res.Grade, Questions: questions(res), Feedback: feedback(res), Post: PostDisabled}
 		if s.cfg.Poster != nil {
 			out.Post = PostPending
 		}
@@ -264,4 +264,15 @@ func questions(res *grading.Result) []Question {
 		qs[i] = Question{Name: t.Name, Score: t.Score, MaxScore: t.MaxScore, Visibility: t.Visibility, Output: t.Output}
 	}
 	return qs
+}
+
+func feedback(res *grading.Result) []Feedback {
+	if len(res.Feedback) == 0 {
+		return nil
+	}
+	fs := make([]Feedback, len(res.Feedback))
+	for i, f := range res.Feedback {
+		fs[i] = Feedback{Name: f.Name, Visibility: f.Visibility, Output: f.Output}
+	}
+	return fs
 }

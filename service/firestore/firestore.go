@@ -84,6 +84,7 @@ type submissionDoc struct {
 	FinishedAt     *time.Time         `firestore:"finished_at"`
 	Grade          *float64           `firestore:"grade"`
 	Questions      []questionDocument `firestore:"questions"`
+	Feedback       []feedbackDocument `firestore:"feedback"` // absent in documents from before it was kept
 	FailureCode    string             `firestore:"failure_code"`
 	FailureMessage string             `firestore:"failure_message"`
 	PostStatus     string             `firestore:"post_status"`
@@ -107,6 +108,35 @@ type questionDocument struct {
 	// case), "MaxScore" this one. Their "Hidden" is not read: a question
 	// without a visibility is taken as hidden.
 	OldMaxScore *float64 `firestore:"MaxScore,omitempty"`
+}
+
+// feedbackDocument is one element of a submission's feedback.
+type feedbackDocument struct {
+	Name       string `firestore:"name"`
+	Visibility string `firestore:"visibility"`
+	Output     string `firestore:"output"`
+}
+
+func feedbackDocuments(fs []service.Feedback) []feedbackDocument {
+	if len(fs) == 0 {
+		return nil
+	}
+	out := make([]feedbackDocument, len(fs))
+	for i, f := range fs {
+		out[i] = feedbackDocument{Name: f.Name, Visibility: f.Visibility, Output: f.Output}
+	}
+	return out
+}
+
+func fromFeedbackDocuments(ds []feedbackDocument) []service.Feedback {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]service.Feedback, len(ds))
+	for i, d := range ds {
+		out[i] = service.Feedback{Name: d.Name, Visibility: d.Visibility, Output: d.Output}
+	}
+	return out
 }
 
 func questionDocuments(qs []service.Question) []questionDocument {
@@ -139,6 +169,7 @@ func (d *submissionDoc) submission(id string) *service.Submission {
 		ID: id, User: d.User, Status: service.Status(d.Status), Attempts: d.Attempts, NotebookName: d.NotebookName,
 		Assignment: service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment},
 		ReceivedAt: time.UnixMicro(d.Received).UTC(), Questions: fromQuestionDocuments(d.Questions),
+		Feedback: fromFeedbackDocuments(d.Feedback),
 	}
 	if d.StartedAt != nil {
 		sub.StartedAt = d.StartedAt.UTC()
@@ -441,7 +472,10 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 			{Path: "lease_expires_us", Value: 0},
 		}
 		if out.Status == service.StatusGraded {
-			updates = append(updates, firestore.Update{Path: "grade", Value: out.Grade}, firestore.Update{Path: "questions", Value: questionDocuments(out.Questions)})
+			updates = append(updates,
+				firestore.Update{Path: "grade", Value: out.Grade},
+				firestore.Update{Path: "questions", Value: questionDocuments(out.Questions)},
+				firestore.Update{Path: "feedback", Value: feedbackDocuments(out.Feedback)})
 			if d.PostStatus == "" { // a retried Finish leaves the post as it is
 				updates = append(updates, firestore.Update{Path: "post_status", Value: string(out.Post)})
 				if out.Post == service.PostPending {

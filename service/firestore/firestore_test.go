@@ -90,7 +90,8 @@ func TestConflictingClaimIsRefused(t *testing.T) {
 // Questions are stored as maps with named fields; those of documents written
 // before they had names of their own (Go's field names: Name, Score,
 // MaxScore, Hidden) are still read, without a visibility (so taken as
-// hidden).
+// hidden). Feedback is stored beside them, as maps with named fields too, and
+// a document from before it was kept has none.
 func TestQuestionFields(t *testing.T) {
 	host := testenv.FirestoreEmulator(t)
 	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
@@ -116,7 +117,8 @@ func TestQuestionFields(t *testing.T) {
 		t.Fatalf("claim: %v", err)
 	}
 	qs := []service.Question{{Name: "q1", Score: 1, MaxScore: 2, Visibility: "hidden", Output: "q1 results:\n    q1 - 2 result: failed"}}
-	if err := s.Finish(ctx, sub.ID, lease, service.Outcome{Status: service.StatusGraded, Grade: 0.5, Questions: qs, FinishedAt: time.Now()}); err != nil {
+	fb := []service.Feedback{{Name: "Public Tests", Visibility: "visible", Output: "q1 results:\n    q1 - 1 result: passed"}}
+	if err := s.Finish(ctx, sub.ID, lease, service.Outcome{Status: service.StatusGraded, Grade: 0.5, Questions: qs, Feedback: fb, FinishedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	doc := client.Collection(env + "-submissions").Doc(sub.ID)
@@ -129,18 +131,35 @@ func TestQuestionFields(t *testing.T) {
 	if fmt.Sprint(normalize(stored)) != fmt.Sprint(want) {
 		t.Errorf("stored questions %v; want %v", stored, want)
 	}
+	stored, _ = snap.DataAt("feedback")
+	want = []any{map[string]any{"name": "Public Tests", "visibility": "visible", "output": fb[0].Output}}
+	if fmt.Sprint(stored) != fmt.Sprint(want) {
+		t.Errorf("stored feedback %v; want %v", stored, want)
+	}
+	if got, err := s.Submission(ctx, sub.ID); err != nil || len(got.Feedback) != 1 || got.Feedback[0] != fb[0] {
+		t.Errorf("feedback read as %+v (%v); want %+v", got.Feedback, err, fb)
+	}
 
 	old := []map[string]any{{"Name": "q1", "Score": 1.0, "MaxScore": 2.0, "Hidden": false}, {"Name": "q2", "Score": 0.0, "MaxScore": 1.0, "Hidden": true}}
-	if _, err := doc.Update(ctx, []gfs.Update{{Path: "questions", Value: old}}); err != nil {
+	// The document as written before feedback was kept: no "feedback"
+	// field. (A new document: the emulator's Set keeps fields it omits.)
+	oldDoc := snap.Data()
+	delete(oldDoc, "feedback")
+	oldDoc["questions"] = old
+	oldID := service.NewID()
+	if _, err := client.Collection(env+"-submissions").Doc(oldID).Create(ctx, oldDoc); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Submission(ctx, sub.ID)
+	got, err := s.Submission(ctx, oldID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Questions) != 2 || got.Questions[0] != (service.Question{Name: "q1", Score: 1, MaxScore: 2}) ||
 		got.Questions[1] != (service.Question{Name: "q2", Score: 0, MaxScore: 1}) {
 		t.Errorf("old questions read as %+v", got.Questions)
+	}
+	if got.Feedback != nil {
+		t.Errorf("a document without feedback read with %+v", got.Feedback)
 	}
 }
 

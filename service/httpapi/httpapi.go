@@ -511,6 +511,7 @@ type statusResponse struct {
 	Attempts      int                    `json:"attempts"`
 	Grade         *float64               `json:"grade"`
 	Questions     []service.QuestionView `json:"questions,omitempty"`
+	Feedback      []service.FeedbackView `json:"feedback,omitempty"`
 	Error         *service.Failure       `json:"error,omitempty"`
 	Post          *postResponse          `json:"post,omitempty"`
 	Message       string                 `json:"message"`
@@ -540,7 +541,7 @@ func (a *api) status(c *gin.Context) error {
 	resp := statusResponse{
 		ID: st.ID, Status: st.Status, User: st.User, Course: st.Course, Section: st.Section, Assignment: st.Assignment.Assignment,
 		Notebook: st.GradingName(), QueuePosition: st.QueuePosition, ReceivedAt: st.ReceivedAt, StartedAt: timePtr(st.StartedAt),
-		FinishedAt: timePtr(st.FinishedAt), Attempts: st.Attempts, Questions: st.Questions, Error: st.Failure,
+		FinishedAt: timePtr(st.FinishedAt), Attempts: st.Attempts, Questions: st.Questions, Feedback: st.Feedback, Error: st.Failure,
 	}
 	switch st.Status {
 	case service.StatusQueued:

@@ -261,6 +261,7 @@ type status struct {
 	FinishedAt    *time.Time             `json:"finished_at"`
 	Grade         *float64               `json:"grade"`
 	Questions     []service.QuestionView `json:"questions"`
+	Feedback      []service.FeedbackView `json:"feedback"`
 	Error         *service.Failure       `json:"error"`
 	Message       string                 `json:"message"`
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,6 +134,93 @@ func TestStatusFollowsVisibility(t *testing.T) {
 			if q != (service.Question{Name: want.Name, Score: want.Score, MaxScore: want.MaxScore, Visibility: want.Visibility, Output: want.Output}) {
 				t.Errorf("stored %+v; want all of %+v", q, want)
 			}
+		}
+	})
+}
+
+// With otter's defaults (what otter 7 wrote: grading/testdata/gen.sh) every
+// scored question is hidden, and its output shows the hidden test cases;
+// the owner gets otter's visible "Public Tests" summary as feedback, and
+// staff everything.
+func TestStatusShowsPublicTests(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "grading", "testdata", "default.results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := grading.ParseResults(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// q2's hidden case, assert f(-1) == 0, fails: its (hidden) output says
+	// so, the Public Tests summary does not.
+	const hiddenCase = "f(-1)"
+	if len(res.Feedback) != 1 || res.Feedback[0].Name != "Public Tests" || !strings.Contains(res.Tests[1].Output, hiddenCase) {
+		t.Fatalf("default.results.json parsed as %+v; want Public Tests and q2 showing its hidden case", res)
+	}
+	res.Feedback = append(res.Feedback, grading.Feedback{Name: "staff only", Visibility: grading.VisibilityHidden, Output: "SECRET-FEEDBACK"})
+	ids := headerIdentity{"alice": {Name: "alice"}, "prof": {Name: "prof", Admin: true}}
+	srv := newServer(t, resultRunner{res}, ids)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+prefix, strings.NewReader(notebook("lab01")))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Test-User", "alice")
+	resp, body := do(t, req)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", resp.StatusCode, body)
+	}
+	var s submitted
+	json.Unmarshal(body, &s)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.svc.Run(ctx)
+	get := func(user string) ([]byte, status) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+s.StatusURL, nil)
+		req.Header.Set("X-Test-User", user)
+		_, body := do(t, req)
+		var st status
+		json.Unmarshal(body, &st)
+		return body, st
+	}
+	waitFor(t, func() bool { _, st := get("alice"); return st.Status == "graded" })
+
+	t.Run("owner", func(t *testing.T) {
+		body, st := get("alice")
+		if st.Grade == nil || *st.Grade != 0.5 || len(st.Questions) != 3 {
+			t.Fatalf("status %s; want grade 0.5 and three questions", body)
+		}
+		for _, q := range st.Questions {
+			if q.Visibility != "hidden" || q.Score != nil || q.Output != "" {
+				t.Errorf("question %+v; want it hidden, without score or output", q)
+			}
+		}
+		want := []service.FeedbackView{{Name: "Public Tests", Visibility: "visible", Output: res.Feedback[0].Output}}
+		if !slices.Equal(st.Feedback, want) {
+			t.Errorf("feedback %+v; want otter's Public Tests summary", st.Feedback)
+		}
+		if !strings.Contains(st.Feedback[0].Output, "q3 results:") {
+			t.Errorf("Public Tests output %q; want q3's failing public case", st.Feedback[0].Output)
+		}
+		if strings.Contains(string(body), hiddenCase) || strings.Contains(string(body), "SECRET") || strings.Contains(string(body), "staff only") {
+			t.Errorf("the owner's status shows hidden output: %s", body)
+		}
+	})
+	t.Run("staff", func(t *testing.T) {
+		_, st := get("prof")
+		if len(st.Questions) != 3 || st.Questions[1].Output != res.Tests[1].Output || len(st.Feedback) != 2 ||
+			st.Feedback[0].Output != res.Feedback[0].Output || st.Feedback[1] != (service.FeedbackView{Name: "staff only", Visibility: "hidden", Output: "SECRET-FEEDBACK"}) {
+			t.Errorf("staff see questions %+v and feedback %+v; want everything", st.Questions, st.Feedback)
+		}
+	})
+	t.Run("the store keeps the full record", func(t *testing.T) {
+		sub, err := srv.store.Submission(context.Background(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []service.Feedback{
+			{Name: "Public Tests", Visibility: "visible", Output: res.Feedback[0].Output},
+			{Name: "staff only", Visibility: "hidden", Output: "SECRET-FEEDBACK"},
+		}
+		if !slices.Equal(sub.Feedback, want) {
+			t.Errorf("stored feedback %+v; want %+v", sub.Feedback, want)
 		}
 	})
 }

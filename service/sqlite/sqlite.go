@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS submissions (
 	posted_at     INTEGER,
 	post_token    TEXT,
 	not_before    INTEGER,
-	notebook_name TEXT
+	notebook_name TEXT,
+	feedback      TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_queued ON submissions(seq) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS submissions_leased ON submissions(lease_expires) WHERE status = 'grading';
@@ -286,7 +287,7 @@ func (s *Store) insert(batch []*createReq) error {
 // migrate brings a database made by an earlier version up to the schema.
 func migrate(db *sql.DB) error {
 	if err := addColumns(db, "submissions", "post_status TEXT", "post_attempts INTEGER NOT NULL DEFAULT 0", "post_error TEXT",
-		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT", "not_before INTEGER", "notebook_name TEXT"); err != nil {
+		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT", "not_before INTEGER", "notebook_name TEXT", "feedback TEXT"); err != nil {
 		return err
 	}
 	if err := addColumns(db, "held", "notebook_name TEXT"); err != nil {
@@ -329,7 +330,7 @@ func addColumns(db *sql.DB, table string, columns ...string) error {
 
 const submissionColumns = `id, user, course, section, assignment, status, received_at, started_at,
 	finished_at, attempts, grade, questions, failure_code, failure_msg,
-	post_status, post_attempts, post_error, post_next_at, posted_at, notebook_name`
+	post_status, post_attempts, post_error, post_next_at, posted_at, notebook_name, feedback`
 
 func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, error) {
 	var (
@@ -340,11 +341,11 @@ func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, e
 		questions, fcode, fmessage sql.NullString
 		pstatus, perror            sql.NullString
 		pnext, posted              sql.NullInt64
-		notebookName               sql.NullString
+		notebookName, feedback     sql.NullString
 	)
 	err := row.Scan(&sub.ID, &sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &sub.Status,
 		&received, &started, &finished, &sub.Attempts, &grade, &questions, &fcode, &fmessage,
-		&pstatus, &sub.Post.Attempts, &perror, &pnext, &posted, &notebookName)
+		&pstatus, &sub.Post.Attempts, &perror, &pnext, &posted, &notebookName, &feedback)
 	if err != nil {
 		return nil, err
 	}
@@ -368,6 +369,11 @@ func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, e
 	if questions.Valid && questions.String != "" {
 		if err := json.Unmarshal([]byte(questions.String), &sub.Questions); err != nil {
 			return nil, fmt.Errorf("submission %s: questions: %w", sub.ID, err)
+		}
+	}
+	if feedback.Valid && feedback.String != "" { // NULL in rows from before it was kept
+		if err := json.Unmarshal([]byte(feedback.String), &sub.Feedback); err != nil {
+			return nil, fmt.Errorf("submission %s: feedback: %w", sub.ID, err)
 		}
 	}
 	if fcode.Valid {
@@ -470,12 +476,17 @@ func (s *Store) Release(ctx context.Context, id string, l *service.Lease, notBef
 
 // Finish implements service.Store.
 func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out service.Outcome) error {
-	var questions []byte
+	var questions, feedback []byte
 	var fcode, fmsg any
 	if out.Status == service.StatusGraded {
 		var err error
 		if questions, err = json.Marshal(out.Questions); err != nil {
 			return err
+		}
+		if len(out.Feedback) > 0 {
+			if feedback, err = json.Marshal(out.Feedback); err != nil {
+				return err
+			}
 		}
 	} else if out.Failure != nil {
 		fcode, fmsg = out.Failure.Code, out.Failure.Message
@@ -494,11 +505,11 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 		var sub service.Submission
 		var finished sql.NullInt64
 		err := tx.QueryRow(`UPDATE submissions
-			SET status = ?, grade = ?, questions = ?, failure_code = ?, failure_msg = ?, lease_expires = NULL,
+			SET status = ?, grade = ?, questions = ?, feedback = ?, failure_code = ?, failure_msg = ?, lease_expires = NULL,
 				finished_at = COALESCE(finished_at, ?), post_status = COALESCE(post_status, ?), post_next_at = COALESCE(post_next_at, ?)
 			WHERE id = ? AND lease_token = ? AND status IN ('grading', ?)
 			RETURNING user, course, section, assignment, finished_at`,
-			out.Status, grade, nullable(questions), fcode, fmsg, out.FinishedAt.UnixNano(), post, postDue, id, l.Token, out.Status).
+			out.Status, grade, nullable(questions), nullable(feedback), fcode, fmsg, out.FinishedAt.UnixNano(), post, postDue, id, l.Token, out.Status).
 			Scan(&sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &finished)
 		if errors.Is(err, sql.ErrNoRows) {
 			return service.Errorf(service.ECONFLICT, "Submission %q is no longer held by this worker.", id)

@@ -196,3 +196,52 @@ func TestMigratesToNotebookNames(t *testing.T) {
 		t.Fatalf("a new held body after the migration: %+v, %v", h, err)
 	}
 }
+
+// A database from before feedback was kept gains its column: a graded
+// submission recorded then reads with its questions and no feedback, and one
+// graded after keeps its feedback.
+func TestMigratesToFeedback(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "otter.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`CREATE TABLE submissions (
+		seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, user TEXT NOT NULL, course TEXT NOT NULL,
+		section TEXT NOT NULL, assignment TEXT NOT NULL, status TEXT NOT NULL, received_at INTEGER NOT NULL,
+		started_at INTEGER, finished_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, lease_token TEXT,
+		lease_expires INTEGER, grade REAL, questions TEXT, failure_code TEXT, failure_msg TEXT,
+		post_status TEXT, post_attempts INTEGER NOT NULL DEFAULT 0, post_error TEXT, post_next_at INTEGER,
+		posted_at INTEGER, post_token TEXT, not_before INTEGER, notebook_name TEXT);
+		INSERT INTO submissions (id, user, course, section, assignment, status, received_at, finished_at, attempts, grade, questions, post_status)
+			VALUES ('old', 'alice', '8x', '1', 'lab01', 'graded', 1, 2, 1, 0.5,
+				'[{"name":"q1","score":1,"max_score":2,"visibility":"hidden","output":"q1 results"}]', 'disabled');`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := open(t, path)
+	defer s.Close()
+	ctx := context.Background()
+	old, err := s.Submission(ctx, "old")
+	if err != nil || old.Status != service.StatusGraded || old.Grade != 0.5 || len(old.Questions) != 1 ||
+		old.Questions[0] != (service.Question{Name: "q1", Score: 1, MaxScore: 2, Visibility: "hidden", Output: "q1 results"}) || old.Feedback != nil {
+		t.Fatalf("the old submission: %+v, %v; want its questions and no feedback", old, err)
+	}
+	sub := newSubmission()
+	if err := s.CreateSubmission(ctx, sub, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, lease, err := s.Claim(ctx, time.Now(), time.Minute)
+	if err != nil || lease == nil {
+		t.Fatalf("claim: %v", err)
+	}
+	fb := []service.Feedback{{Name: "Public Tests", Visibility: "visible", Output: "q1 results: All test cases passed!"}}
+	if err := s.Finish(ctx, sub.ID, lease, service.Outcome{Status: service.StatusGraded, Grade: 1, Feedback: fb, FinishedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Submission(ctx, sub.ID); err != nil || len(got.Feedback) != 1 || got.Feedback[0] != fb[0] {
+		t.Fatalf("a submission graded after the migration: %+v, %v; want its feedback", got, err)
+	}
+}

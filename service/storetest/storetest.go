@@ -261,6 +261,11 @@ func testFinishGradedOnce(t *testing.T, s service.Store) {
 			{Name: "q2", Score: 1, MaxScore: 2, Visibility: "hidden", Output: "q2 results:\n    q2 - 2 result:\n        ❌ Test case failed\n\tassert f(-1) == 0"},
 			{Name: "q3", Score: 0, MaxScore: 1, Visibility: "after_published"},
 		},
+		Feedback: []service.Feedback{
+			{Name: "Autograder output", Visibility: "visible", Output: "Students are allowed 3 submissions every 1 day. You have 1 submissions in that period."},
+			{Name: "Public Tests", Visibility: "visible", Output: "q1 results: All test cases passed!\n\nq2 results: All test cases passed!"},
+			{Name: "PDF Generation Failed", Visibility: "hidden"},
+		},
 		FinishedAt: now.Add(5 * time.Second),
 	}
 	for i := 0; i < 3; i++ { // a retried Finish changes nothing
@@ -272,7 +277,7 @@ func testFinishGradedOnce(t *testing.T, s service.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != service.StatusGraded || got.Grade != out.Grade || !slices.Equal(got.Questions, out.Questions) ||
+	if got.Status != service.StatusGraded || got.Grade != out.Grade || !slices.Equal(got.Questions, out.Questions) || !slices.Equal(got.Feedback, out.Feedback) ||
 		!got.FinishedAt.Equal(out.FinishedAt) || !got.StartedAt.Equal(now) {
 		t.Errorf("graded submission = %+v; want the outcome %+v", got, out)
 	}
