@@ -201,13 +201,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return readiness(ctx, &draining, store, checker, courses.Status())
 	}
 
+	var buildFailures func() []docker.BuildFailure
+	if b, ok := runner.(interface{ BuildFailures() []docker.BuildFailure }); ok {
+		buildFailures = b.BuildFailures
+	}
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler: httpapi.Handler(svc, auth, httpapi.Config{Prefix: cfg.Prefix, MaxBodySize: cfg.MaxBody,
-			Ready: ready, Metrics: mx.Handler(), Monitor: mx}, log),
+		Handler: withDiagnostics(httpapi.Handler(svc, auth, httpapi.Config{Prefix: cfg.Prefix, MaxBodySize: cfg.MaxBody,
+			Ready: ready, Metrics: mx.Handler(), Monitor: mx}, log), buildFailures),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      2 * time.Minute,

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -234,6 +235,9 @@ USER %d:%d
 			if len(tail) > 8<<10 {
 				tail = tail[len(tail)-8<<10:]
 			}
+			// The log goes to the service's log, to the submission's
+			// error and to /diagnostics/builds: no index credentials.
+			tail, msg.Error = RedactURLCredentials(tail), RedactURLCredentials(msg.Error)
 			if transientBuildFailure(tail + msg.Error) {
 				// The package index could not be reached: our trouble, to
 				// be tried again, not a verdict on the assignment.
@@ -258,4 +262,17 @@ func transientBuildFailure(log string) bool {
 		}
 	}
 	return false
+}
+
+// urlUserinfo matches the user information of a URL, scheme://user@ or
+// scheme://user:password@. With a colon the password runs to the token's
+// last "@" (a password may hold a raw one); without, the user name has no
+// "/", so a VCS requirement's ref (https://host/org/repo@v1) is left alone.
+var urlUserinfo = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/?#@:'"<>]+:[^\s'"<>]*|[^\s/?#@:'"<>]+)@`)
+
+// RedactURLCredentials replaces the user information of every URL in s by
+// "***": pip's output may name an index URL with the credentials a pip.conf
+// gave it (a token as user name, or user:password).
+func RedactURLCredentials(s string) string {
+	return urlUserinfo.ReplaceAllString(s, "${1}***@")
 }

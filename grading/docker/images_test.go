@@ -139,3 +139,20 @@ func TestAssignmentImageThatCannotBeBuilt(t *testing.T) {
 	r.Close()
 	noLeftovers(t)
 }
+
+func TestRedactURLCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		"Looking in indexes: https://user:s3cret@pypi.example.org/simple":                    "Looking in indexes: https://***@pypi.example.org/simple",
+		"Looking in indexes: https://user:****@pypi.example.org/simple":                      "Looking in indexes: https://***@pypi.example.org/simple",
+		"ERROR: 401 for url 'https://ghp_tok3n@pypi.example.org/simple/x/'":                  "ERROR: 401 for url 'https://***@pypi.example.org/simple/x/'",
+		"https://u:p@ss/w0rd@host/simple and http://a:b@proxy:3128\n":                        "https://***@host/simple and http://***@proxy:3128\n",
+		"ProxyError('Cannot connect', 'HTTPS://U:P@proxy.example:3128')":                     "ProxyError('Cannot connect', 'HTTPS://***@proxy.example:3128')",
+		"pkg @ git+https://github.com/org/repo@v1.0 from https://pypi.org/simple":            "pkg @ git+https://github.com/org/repo@v1.0 from https://pypi.org/simple",
+		"git+ssh://git@github.com/org/repo@v1 via http://proxy.example:3128 mail a@b.org":    "git+ssh://***@github.com/org/repo@v1 via http://proxy.example:3128 mail a@b.org",
+		"ERROR: No matching distribution found for no-such-package==1 (from versions: none)": "ERROR: No matching distribution found for no-such-package==1 (from versions: none)",
+	} {
+		if got := docker.RedactURLCredentials(in); got != want {
+			t.Errorf("RedactURLCredentials(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
