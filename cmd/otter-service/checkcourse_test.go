@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otter-service/otter-service/courseconfig/git"
 	"github.com/otter-service/otter-service/courseconfig/git/gittest"
@@ -103,5 +106,241 @@ func TestCourseCredentialsConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%s: %v; want an error saying %q without the secret", name, err, tt.want)
 		}
+	}
+}
+
+// autograderCourse writes a course directory: course-config.json with one
+// section holding the assignments, each with an autograder zip made in
+// memory of its files plus a test.
+func autograderCourse(t *testing.T, assignments map[string]map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	names := map[string]string{}
+	for name, files := range assignments {
+		names[name] = "block-" + name
+		zipFiles := map[string]string{"tests/q1.py": "test = {'name': 'q1', 'points': 1, 'suites': []}\n"}
+		for k, v := range files {
+			zipFiles[k] = v
+		}
+		if _, ok := zipFiles["otter_config.json"]; !ok {
+			zipFiles["otter_config.json"] = `{"lang": "python"}`
+		}
+		path := filepath.Join(dir, "zips", name+"-autograder.zip")
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, gittest.Zip(t, zipFiles), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, _ := json.Marshal(map[string]any{"8x": map[string]any{"1": map[string]any{
+		"course_id": "BerkeleyX+Data8.1x+3T2022", "subpath_to_zips": "zips", "assignments": names}}})
+	if err := os.WriteFile(filepath.Join(dir, "course-config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// fakePip writes a pip that says it is pip 23.2.1 for the grading image's
+// Python, logs every install's requirements to the returned log file, and
+// answers an install by the requirements' content: "unreachable" prints
+// what pip prints when its index refuses connections, "slow" hangs,
+// anything else resolves.
+func fakePip(t *testing.T) (pip, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	pip, log = filepath.Join(dir, "pip"), filepath.Join(dir, "installs.log")
+	script := `#!/bin/sh
+PATH=/usr/bin:/bin
+if [ "$1" = --version ]; then echo "pip 23.2.1 from /fake/pip (python ` + graderPython + `)"; exit 0; fi
+req=
+while [ $# -gt 0 ]; do if [ "$1" = -r ]; then req=$2; fi; shift; done
+{ tr '\n' ' ' < "$req"; echo; } >> ` + log + `
+if grep -q unreachable "$req"; then
+  echo "WARNING: Retrying (Retry(total=0, connect=None, read=None, redirect=None, status=None)) after connection broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPConnection object at 0x7f>: Failed to establish a new connection: [Errno 111] Connection refused')': /simple/unreachable-pkg/" >&2
+  echo "ERROR: Could not find a version that satisfies the requirement unreachable-pkg (from versions: none)" >&2
+  echo "ERROR: No matching distribution found for unreachable-pkg" >&2
+  exit 1
+fi
+if grep -q slow "$req"; then exec sleep 30; fi
+exit 0
+`
+	if err := os.WriteFile(pip, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return pip, log
+}
+
+func installRuns(t *testing.T, log string) []string {
+	t.Helper()
+	data, _ := os.ReadFile(log)
+	return strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(data)), " ", "|"))
+}
+
+// TestCheckCourseAutograders: every assignment the service cannot grade is
+// a FAIL saying why; under the others, what the service will do with them.
+func TestCheckCourseAutograders(t *testing.T) {
+	dir := autograderCourse(t, map[string]map[string]string{
+		"rlab":     {"otter_config.json": `{"lang": "r"}`, "environment.yml": "dependencies:\n  - r-base\n"},
+		"ziplab":   {"otter_config.json": `{"zips": true}`},
+		"condalab": {"environment.yml": "dependencies:\n  - python=3.11\n  - r-essentials\n"},
+		"optlab":   {"requirements.txt": "-e .\n"},
+		"pdflab":   {"otter_config.json": `{"pdf": true, "token": "abc"}`},
+		"envlab":   {"environment.yml": "dependencies:\n  - python=3.11\n  - numpy=1.26\n  - pip:\n      - otter-grader==" + graderOtterVersion + "\n      - tabulate==0.10.0\n"},
+		"samelab":  {"requirements.txt": "tabulate==0.10.0\nnumpy==1.26.*\n"},
+		"oldlab": {"requirements.txt": "otter-grader==6.4.0\n", "setup.sh": "#!/bin/bash\nset -e\ncp data.csv /opt/data.csv\n",
+			"otter_config.json": `{"plugins": ["otter.plugins.builtin.GoogleSheetsGradeOverride"]}`},
+		"netlab": {"requirements.txt": "unreachable-pkg\n"},
+	})
+	pip, log := fakePip(t)
+	out, err := runCheck(t, nil, "-pip", pip, dir)
+	t.Log(out)
+	if err == nil || !strings.Contains(out, "4 of 9 assignments have problems") {
+		t.Errorf("check-course: %v; want 4 of 9 assignments failed", err)
+	}
+	// section returns the lines about one assignment: its status line and
+	// the indented ones under it.
+	section := func(name string) string {
+		var b strings.Builder
+		in := false
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "ok ") || strings.HasPrefix(l, "FAIL ") || !strings.HasPrefix(l, " ") {
+				in = strings.Contains(l, " 8x/1/"+name+" ")
+			}
+			if in {
+				b.WriteString(l + "\n")
+			}
+		}
+		return b.String()
+	}
+	for name, want := range map[string][]string{
+		"rlab":     {"FAIL  8x/1/rlab", "zips/rlab-autograder.zip: the service cannot grade with it:", "it is an R assignment (lang: r)"},
+		"ziplab":   {"FAIL  8x/1/ziplab", "zip submissions (zips: true)"},
+		"condalab": {"FAIL  8x/1/condalab", `the conda package "r-essentials", which has no pip equivalent`},
+		"optlab":   {"FAIL  8x/1/optlab", `its requirements.txt has an option line ("-e .")`},
+		"pdflab":   {"ok    8x/1/pdflab", "ignored: pdf: PDFs of submissions are not exported", "ignored: token, course_id: nothing is uploaded to Gradescope"},
+		"envlab":   {"ok    8x/1/envlab", "packages: numpy==1.26.*, tabulate==0.10.0 (pip installs them into the assignment's own image", "packages resolved: pip can install them (pip install --dry-run, pip 23.2.1, Python " + graderPython + ")"},
+		"samelab":  {"ok    8x/1/samelab", "packages: tabulate==0.10.0, numpy==1.26.*", "packages resolved"},
+		"oldlab":   {"ok    8x/1/oldlab", "setup.sh: the course's own, run as root", "plugins: otter.plugins.builtin.GoogleSheetsGradeOverride", "warning: the zip pins otter-grader 6.4.0, but the service grades with otter-grader " + graderOtterVersion},
+		"netlab":   {"ok    8x/1/netlab", "packages could not be checked: pip could not use its package index: WARNING: Retrying", "Connection refused"},
+	} {
+		s := section(name)
+		for _, w := range want {
+			if !strings.Contains(s, w) {
+				t.Errorf("%s: no %q in\n%s", name, w, s)
+			}
+		}
+	}
+	if s := section("optlab"); strings.Contains(s, "Tell your course staff") {
+		t.Errorf("optlab: a message for students: %s", s)
+	}
+	for _, name := range []string{"envlab", "pdflab", "rlab"} {
+		if s := section(name); strings.Contains(s, "otter-grader") {
+			t.Errorf("%s: the pinned or absent otter-grader is mentioned: %s", name, s)
+		}
+	}
+	// envlab and samelab ask for the same packages: pip resolves them once;
+	// the failed assignments are not resolved, and oldlab has no packages.
+	if runs := installRuns(t, log); len(runs) != 2 {
+		t.Errorf("pip install ran for %q; want once for numpy and tabulate, once for unreachable-pkg", runs)
+	}
+
+	// No pip: said, and not a problem. Then pip from OTTER_CHECK_PIP, and
+	// a pip that hangs.
+	t.Setenv("PATH", t.TempDir())
+	dir = autograderCourse(t, map[string]map[string]string{"envlab": {"requirements.txt": "tabulate==0.10.0\n"}})
+	out, err = runCheck(t, nil, dir)
+	if err != nil || !strings.Contains(out, "packages not resolved: no pip") || !strings.Contains(out, "the packages of 1 could not be checked") {
+		t.Errorf("check-course without pip: %v\n%s", err, out)
+	}
+	out, err = runCheck(t, map[string]string{"OTTER_CHECK_PIP": pip}, dir)
+	if err != nil || !strings.Contains(out, "packages resolved") || !strings.Contains(out, "All 1 assignments are ready for grading.\n") {
+		t.Errorf("check-course with OTTER_CHECK_PIP: %v\n%s", err, out)
+	}
+	if out, err = runCheck(t, map[string]string{"OTTER_CHECK_PIP": pip}, "-pip", "none", dir); err != nil || !strings.Contains(out, "packages not resolved") {
+		t.Errorf("check-course -pip none: %v\n%s", err, out)
+	}
+	dir = autograderCourse(t, map[string]map[string]string{"slowlab": {"requirements.txt": "slow-pkg\n"}})
+	start := time.Now()
+	out, err = runCheck(t, nil, "-pip", pip, "-pip-timeout", "300ms", dir)
+	if err != nil || !strings.Contains(out, "packages could not be checked: pip took longer than 300ms") || time.Since(start) > 10*time.Second {
+		t.Errorf("check-course with a pip that hangs: %v after %s\n%s", err, time.Since(start), out)
+	}
+}
+
+// TestCheckCourseResolvesWithPip resolves with the project's real pip
+// against the package index its configuration names: a package that does
+// not exist fails the assignment, one that does is fine, and the same list
+// is resolved once.
+func TestCheckCourseResolvesWithPip(t *testing.T) {
+	realPip := filepath.Join(testenv.RepoRoot(t), ".venv", "bin", "pip")
+	if _, err := os.Stat(realPip); err != nil {
+		testenv.Missing(t, "no pip in the project's virtualenv (%v); make test creates it", err)
+	}
+	dir := t.TempDir()
+	pip, log := filepath.Join(dir, "pip"), filepath.Join(dir, "runs.log")
+	os.WriteFile(pip, []byte("#!/bin/sh\necho \"$1\" >> "+log+"\nexec "+realPip+" \"$@\"\n"), 0o755)
+	course := autograderCourse(t, map[string]map[string]string{
+		"good":  {"environment.yml": "dependencies:\n  - pip:\n      - tabulate==0.10.0\n"},
+		"good2": {"requirements.txt": "tabulate==0.10.0\n"},
+		"bad":   {"requirements.txt": "otter-service-no-such-package==1\n"},
+	})
+	out, err := runCheck(t, nil, "-pip", pip, course)
+	if strings.Contains(out, "could not be checked") {
+		testenv.Missing(t, "pip cannot reach a package index:\n%s", out)
+	}
+	if err == nil || !strings.Contains(out, "1 of 3 assignments have problems") {
+		t.Errorf("check-course: %v; want 1 of 3 assignments failed\n%s", err, out)
+	}
+	for _, want := range []string{
+		"FAIL  8x/1/bad ", "zips/bad-autograder.zip: its packages cannot be installed (pip install --dry-run, pip ",
+		"No matching distribution found for otter-service-no-such-package==1",
+		"packages: otter-service-no-such-package==1",
+		"ok    8x/1/good ", "ok    8x/1/good2 ", "packages resolved: pip can install them",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	data, _ := os.ReadFile(log)
+	if runs := strings.Fields(string(data)); len(runs) != 3 || runs[0] != "--version" {
+		t.Errorf("pip ran as %q; want --version, then install for tabulate and for the missing package", runs)
+	}
+}
+
+// TestGraderImageVersions keeps check-course's idea of the grading image
+// equal to deployment/grader-image.
+func TestGraderImageVersions(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	req, err := os.ReadFile(filepath.Join(root, "deployment", "grader-image", "requirements.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?m)^otter-grader(\[[^\]]*\])?==(\S+)`).FindSubmatch(req); m == nil || string(m[2]) != graderOtterVersion {
+		t.Errorf("deployment/grader-image/requirements.txt pins otter-grader as %q; checkcourse.go's graderOtterVersion is %s", m, graderOtterVersion)
+	}
+	df, err := os.ReadFile(filepath.Join(root, "deployment", "grader-image", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?m)^FROM python:([0-9]+\.[0-9]+)`).FindSubmatch(df); m == nil || string(m[1]) != graderPython {
+		t.Errorf("deployment/grader-image/Dockerfile's Python is %q; checkcourse.go's graderPython is %s", m, graderPython)
+	}
+}
+
+// TestPipIndexUnreachable reads lines pip 23.2 writes: its --log when the
+// index refuses connections, and when it has no such project (404).
+func TestPipIndexUnreachable(t *testing.T) {
+	refused := "2026-12-01T10:26:13,848 Could not fetch URL https://user:****@127.0.0.1:9/simple/tabulate/: connection error: HTTPSConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: /simple/tabulate/ (Caused by NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new connection: [Errno 111] Connection refused')) - skipping\n" +
+		"2026-12-01T10:26:13,849 ERROR: No matching distribution found for tabulate==0.10.0\n"
+	if got := indexUnreachable(strings.NewReader(refused)); !strings.HasPrefix(got, "Could not fetch URL https://***@127.0.0.1:9/simple/tabulate/: connection error") || strings.Contains(got, "user") {
+		t.Errorf("refused: %q", got)
+	}
+	missing := "2026-12-01T10:26:13,564 Could not fetch URL https://pypi.org/simple/otter-service-no-such-package/: 404 Client Error: Not Found for url: https://pypi.org/simple/otter-service-no-such-package/ - skipping\n" +
+		"2026-12-01T10:26:13,568 ERROR: No matching distribution found for otter-service-no-such-package==1\n"
+	if got := indexUnreachable(strings.NewReader(missing)); got != "" {
+		t.Errorf("a project the index does not have: %q; want it not blamed on the index", got)
+	}
+	conflict := "Collecting a\nERROR: Cannot install a==1 and b==2 because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    a 1 depends on c<1\n    b 2 depends on c>2\n\nERROR: ResolutionImpossible: for help visit https://pip.pypa.io/\n"
+	if got := pipErrors(conflict); !packageUnavailable(conflict) || len(got) != 5 || !strings.HasPrefix(got[0], "ERROR: Cannot install") || got[2] != "    a 1 depends on c<1" {
+		t.Errorf("a conflict: %q", got)
 	}
 }
