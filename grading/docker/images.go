@@ -251,10 +251,11 @@ USER %d:%d
 
 // transientBuildFailure reports whether a failed build's log says pip could
 // not reach its index, rather than that a package cannot be had.
+//
+// pip says "No matching distribution found" for a package the index does
+// not have and also when it could not reach the index at all, so the
+// connection warnings it prints while retrying decide.
 func transientBuildFailure(log string) bool {
-	if strings.Contains(log, "No matching distribution found") || strings.Contains(log, "ResolutionImpossible") {
-		return false
-	}
 	for _, s := range []string{"Failed to establish a new connection", "Temporary failure in name resolution",
 		"Read timed out", "ConnectTimeoutError", "ProxyError", "Connection reset by peer", "Network is unreachable"} {
 		if strings.Contains(log, s) {
