@@ -36,6 +36,11 @@ type Result struct {
 	// otter's top-level "output" if it has one (see ParseResults). It never
 	// counts toward the grade.
 	Feedback []Feedback
+	// Review lists what the grader saw the notebook's kernel do that an
+	// honest kernel cannot (results.json's "otter_service" → "needs_review",
+	// written by the Docker runner's grader): a grade with any is not to be
+	// trusted without course staff looking at it.
+	Review []string
 }
 
 // Feedback is one unscored entry of results.json, cleaned.
@@ -87,6 +92,10 @@ type rawResults struct {
 	// error result). Read apart so that a malformed one does not make the
 	// whole document unreadable.
 	Score json.RawMessage `json:"score"`
+	// Service is what the Docker runner's grader adds.
+	Service struct {
+		NeedsReview []string `json:"needs_review"`
+	} `json:"otter_service"`
 	// Output is text about the whole submission, set by otter's plugins
 	// (RateLimiting's message); read apart too, and kept only if a string.
 	Output json.RawMessage `json:"output"`
@@ -142,6 +151,12 @@ func ParseResults(data, autograder []byte) (*Result, error) {
 		return nil, autograderError("the autograder's results list more than %d tests", MaxTests)
 	}
 	res := &Result{}
+	for i, why := range raw.Service.NeedsReview {
+		if i == 20 {
+			break
+		}
+		res.Review = append(res.Review, clean(why, MaxTestName))
+	}
 	if out, ok := topLevelOutput(raw.Output); ok && len(*raw.Tests) < MaxTests {
 		res.Feedback = append(res.Feedback, Feedback{Name: OutputFeedback, Visibility: VisibilityVisible, Output: out})
 	}

@@ -20,6 +20,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,14 +51,25 @@ const LabelInstance = "otter-service.instance"
 // The grading command and the user it runs as (the grading image's
 // contract), and what the container runs meanwhile.
 var (
-	// PDF export and Gradescope uploads are off: the image has no pandoc or
-	// LaTeX, nothing may leave the container, and grades do not depend on
-	// them (a failed export only adds an unscored entry).
-	otterCommand = []string{"python3", "-c", "from otter.run.run_autograder import main; main('/autograder', pdf=False, token=None)"}
-	holdCommand  = []string{"python3", "-c", "import time\nwhile True: time.sleep(3600)"}
+	// The grader (harness/grader.py, embedded in the binary): it drives the
+	// kernel, runs the tests on its side and writes results.json. PDF
+	// export and Gradescope uploads are off there: the image has no pandoc
+	// or LaTeX, nothing may leave the container, and grades do not depend
+	// on them.
+	graderCommand = []string{"python3", "-I", "/autograder/harness/grader.py", "/autograder"}
+	// The notebook's kernel, started before the grader connects to it.
+	kernelCommand = []string{"python3", "-c", "import os, runpy, sys\nos.makedirs('/tmp/student', mode=0o700, exist_ok=True)\n" +
+		"sys.argv = ['ipykernel_launcher', '-f', '/autograder/kernel/kernel.json']\nrunpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)"}
+	holdCommand = []string{"python3", "-c", "import time\nwhile True: time.sleep(3600)"}
 )
 
-const graderUID = 1000
+const (
+	graderUID  = 1000
+	studentUID = 1001
+)
+
+//go:embed harness/grader.py
+var harness []byte
 
 // Limits bound what one grading may use.
 type Limits struct {
@@ -228,7 +243,11 @@ func (r *Runner) RunTimed(ctx context.Context, job grading.Job) (res *grading.Re
 func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*grading.Result, error) {
 	// The archive first: a broken zip is the submission's assignment's
 	// problem, found before any container exists.
-	archive, err := jobArchive(job)
+	conn, err := kernelConnection()
+	if err != nil {
+		return nil, err
+	}
+	archive, err := jobArchive(job, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -256,20 +275,28 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		return nil, fmt.Errorf("copying the job into its container: %w", err)
 	}
 
+	over := make(chan struct{})
+	out := &grading.OutputBuffer{Max: r.limits.Output, OnOverflow: func() { close(over) }}
+	started := time.Now()
+	// The student's side: the notebook's kernel, as its own uid.
+	kernel, err := r.start(ctx, id, container.ExecOptions{User: student, WorkingDir: "/autograder/submission",
+		Env: studentEnv, Cmd: kernelCommand}, out)
+	if err != nil {
+		return nil, fmt.Errorf("starting the notebook's kernel: %w", err)
+	}
+	defer kernel.Close()
+	// The grader's side, which drives the kernel and writes results.json.
 	exec, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
-		User: user, WorkingDir: "/autograder", Env: env, Cmd: otterCommand, AttachStdout: true, AttachStderr: true,
+		User: user, WorkingDir: "/autograder", Env: graderEnv, Cmd: graderCommand, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the grading command: %w", err)
 	}
-	started := time.Now()
 	attach, err := r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("starting the grading command: %w", err)
 	}
 	defer attach.Close()
-	over := make(chan struct{})
-	out := &grading.OutputBuffer{Max: r.limits.Output, OnOverflow: func() { close(over) }}
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -296,8 +323,10 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	var resultsErr error
 	oom := false
 	if !timedOut && !tooMuch {
-		// Freeze whatever the notebook may have left running, so nothing
-		// can touch results.json while it is copied out.
+		// Nothing of the student's outlives its grading: every process of
+		// the student's uid is killed, then the container is frozen while
+		// results.json (which only the grader could write) is copied out.
+		r.killStudent(cleanup, id)
 		paused := r.cli.ContainerPause(cleanup, id) == nil
 		ins, err := r.cli.ContainerExecInspect(cleanup, exec.ID)
 		if err != nil {
@@ -341,11 +370,53 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	return grading.ParseResults(data, job.Autograder)
 }
 
-// Environment and user of everything run in a grading container.
+// Environments and users of what runs in a grading container: the grader
+// (and the container's own process) as graderUID, the notebook's kernel as
+// studentUID.
 var (
-	env  = []string{"HOME=/tmp", "TMPDIR=/tmp", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg"}
-	user = fmt.Sprintf("%d:%d", graderUID, graderUID)
+	env        = []string{"HOME=/tmp", "TMPDIR=/tmp", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg"}
+	graderEnv  = []string{"HOME=/tmp/grader", "TMPDIR=/tmp/grader", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg"}
+	studentEnv = []string{"HOME=/tmp/student", "TMPDIR=/tmp", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg"}
+	user       = fmt.Sprintf("%d:%d", graderUID, graderUID)
+	student    = fmt.Sprintf("%d:%d", studentUID, studentUID)
 )
+
+// start runs an exec in the background, its output going to out.
+func (r *Runner) start(ctx context.Context, id string, opts container.ExecOptions, out io.Writer) (io.Closer, error) {
+	opts.AttachStdout, opts.AttachStderr = true, true
+	exec, err := r.cli.ContainerExecCreate(ctx, id, opts)
+	if err != nil {
+		return nil, err
+	}
+	attach, err := r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return nil, err
+	}
+	go stdcopy.StdCopy(out, out, attach.Reader)
+	return closer(attach.Close), nil
+}
+
+type closer func()
+
+func (c closer) Close() error { c(); return nil }
+
+// killStudent kills every process of the student's uid in the container:
+// kill(-1) from that uid reaches all of them (and the killer itself), so a
+// daemon the notebook left cannot survive it. It waits for the kill to be
+// done.
+func (r *Runner) killStudent(ctx context.Context, id string) {
+	exec, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{User: student, WorkingDir: "/",
+		Cmd: []string{"python3", "-I", "-c", "import os, signal\nos.kill(-1, signal.SIGKILL)"}, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return
+	}
+	attach, err := r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return
+	}
+	defer attach.Close()
+	io.Copy(io.Discard, io.LimitReader(attach.Reader, 64<<10))
+}
 
 // take returns a started container of image: a warm one if there is one
 // (warm ones are of the grading image), else a new one.
@@ -471,7 +542,10 @@ for p in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_cont
 // oomKills returns how many processes in the container the kernel killed for
 // lack of memory (0 if it cannot tell).
 func (r *Runner) oomKills(ctx context.Context, id, user string) int {
-	exec, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{User: user, Cmd: []string{"python3", "-c", oomCheck}, AttachStdout: true})
+	// Isolated (-I) and outside /autograder: nothing the notebook wrote
+	// can be imported.
+	exec, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{User: user, WorkingDir: "/",
+		Cmd: []string{"python3", "-I", "-c", oomCheck}, AttachStdout: true})
 	if err != nil {
 		return 0
 	}
@@ -505,11 +579,21 @@ func (r *Runner) results(ctx context.Context, id string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(tr, grading.MaxResultsSize+1))
 }
 
-// jobArchive builds the tar copied to /autograder: source/ (the zip's
-// contents), submission/<notebook>, and an empty results/, owned by the
-// grading user. The zip is read with limits: entry count, total size, and
-// no entry that would land outside source/.
-func jobArchive(job grading.Job) ([]byte, error) {
+// jobArchive builds the tar copied to /autograder. What the student's side
+// (the kernel, uid studentUID) may touch and what it may not:
+//
+//	source/      the zip's contents: tests, config      grader, 0700
+//	job/         the grader's copy of the notebook,     grader, 0700
+//	             job.json, submission_metadata.json
+//	results/     where the grader writes results.json   grader, 0700
+//	harness/     the grader program                     grader, 0755, files 0644
+//	kernel/      the kernel's connection file           grader, 0755, files 0644
+//	submission/  the kernel's working directory: the    student
+//	             notebook and the zip's files/
+//
+// The zip is read with limits: entry count, total size, and no entry that
+// would land outside its directory.
+func jobArchive(job grading.Job, kernelConnection []byte) ([]byte, error) {
 	zr, err := zip.NewReader(bytes.NewReader(job.Autograder), int64(len(job.Autograder)))
 	if err != nil {
 		return nil, zipError("it is not a zip file (%v)", err)
@@ -520,54 +604,93 @@ func jobArchive(job grading.Job) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	now := time.Now()
-	dir := func(name string) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, Uid: graderUID, Gid: graderUID, ModTime: now})
+	dir := func(name string, uid int, mode int64) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, Uid: uid, Gid: uid, ModTime: now})
 	}
-	file := func(name string, mode int64, size int64, content io.Reader) error {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: size, Uid: graderUID, Gid: graderUID, ModTime: now}); err != nil {
+	file := func(name string, uid int, mode int64, data []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)), Uid: uid, Gid: uid, ModTime: now}); err != nil {
 			return err
 		}
-		_, err := io.Copy(tw, content)
+		_, err := tw.Write(data)
 		return err
 	}
-	for _, d := range []string{"source", "submission", "results"} {
-		if err := dir(d); err != nil {
+	for _, d := range []struct {
+		name string
+		uid  int
+		mode int64
+	}{
+		{"source", graderUID, 0o700}, {"job", graderUID, 0o700}, {"results", graderUID, 0o700},
+		{"harness", graderUID, 0o755}, {"kernel", graderUID, 0o755}, {"submission", studentUID, 0o755},
+	} {
+		if err := dir(d.name, d.uid, d.mode); err != nil {
 			return nil, err
 		}
 	}
-	// What otter run writes for plugins to read (on Gradescope, the
-	// submission's metadata): nothing is known about earlier submissions.
-	if err := file("submission_metadata.json", 0o644, 2, strings.NewReader("{}")); err != nil {
-		return nil, err
+	nb := path.Base(job.NotebookName)
+	if nb == "." || nb == "/" || !strings.HasSuffix(nb, ".ipynb") {
+		nb = "submission.ipynb"
+	}
+	jobJSON, _ := json.Marshal(map[string]any{"notebook": nb})
+	for _, f := range []struct {
+		name string
+		uid  int
+		mode int64
+		data []byte
+	}{
+		{"harness/grader.py", graderUID, 0o644, harness},
+		{"kernel/kernel.json", graderUID, 0o644, kernelConnection},
+		{"job/job.json", graderUID, 0o600, jobJSON},
+		// What otter run writes for plugins to read (on Gradescope, the
+		// submission's metadata): nothing is known about earlier submissions.
+		{"job/submission_metadata.json", graderUID, 0o600, []byte("{}")},
+		{"job/" + nb, graderUID, 0o600, job.Notebook},
+		{"submission/" + nb, studentUID, 0o644, job.Notebook},
+	} {
+		if err := file(f.name, f.uid, f.mode, f.data); err != nil {
+			return nil, err
+		}
 	}
 	var total uint64
 	dirs := map[string]bool{}
+	// mkdirs makes the parents of name under the roots it is copied to.
+	mkdirs := func(name string, isDir bool) error {
+		var parents []string // shallowest first
+		p := path.Dir(name)
+		if isDir {
+			p = name
+		}
+		for ; p != "." && !dirs[p]; p = path.Dir(p) {
+			parents = append([]string{p}, parents...)
+		}
+		for _, p := range parents {
+			dirs[p] = true
+			if err := dir("source/"+p, graderUID, 0o700); err != nil {
+				return err
+			}
+			if rest, ok := strings.CutPrefix(p, "files/"); ok {
+				if err := dir("submission/"+rest, studentUID, 0o755); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	for _, f := range zr.File {
 		name := strings.TrimPrefix(path.Clean("/"+f.Name), "/")
 		if name == "" || strings.Contains(f.Name, `\`) || name != strings.TrimSuffix(f.Name, "/") {
 			return nil, zipError("entry %q has an unsafe name", f.Name)
 		}
 		if f.FileInfo().IsDir() {
-			if !dirs[name] {
-				dirs[name] = true
-				if err := dir("source/" + name); err != nil {
-					return nil, err
-				}
+			if err := mkdirs(name, true); err != nil {
+				return nil, err
 			}
 			continue
 		}
 		if !f.Mode().IsRegular() {
 			return nil, zipError("entry %q is not a regular file", f.Name)
 		}
-		var parents []string // shallowest first, so each is owned by the grading user
-		for p := path.Dir(name); p != "." && !dirs[p]; p = path.Dir(p) {
-			parents = append([]string{p}, parents...)
-		}
-		for _, p := range parents {
-			dirs[p] = true
-			if err := dir("source/" + p); err != nil {
-				return nil, err
-			}
+		if err := mkdirs(name, false); err != nil {
+			return nil, err
 		}
 		total += f.UncompressedSize64
 		if total > maxZipBytes {
@@ -582,21 +705,51 @@ func jobArchive(job grading.Job) ([]byte, error) {
 		if err != nil || uint64(len(data)) != f.UncompressedSize64 {
 			return nil, zipError("entry %q is damaged", f.Name)
 		}
-		if err := file("source/"+name, 0o644, int64(len(data)), bytes.NewReader(data)); err != nil {
+		if err := file("source/"+name, graderUID, 0o600, data); err != nil {
 			return nil, err
 		}
-	}
-	nb := path.Base(job.NotebookName)
-	if nb == "." || nb == "/" || !strings.HasSuffix(nb, ".ipynb") {
-		nb = "submission.ipynb"
-	}
-	if err := file("submission/"+nb, 0o644, int64(len(job.Notebook)), bytes.NewReader(job.Notebook)); err != nil {
-		return nil, err
+		// The zip's files/ (data the notebook reads) go beside the
+		// notebook, as otter puts them; the student may change its copy.
+		if rest, ok := strings.CutPrefix(name, "files/"); ok && rest != nb {
+			if err := file("submission/"+rest, studentUID, 0o644, data); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// kernelConnection returns a Jupyter connection file for the student's
+// kernel: loopback ports (the container's own network namespace) and a
+// fresh key.
+func kernelConnection() ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	ports := map[string]int{}
+	used := map[int]bool{}
+	for _, name := range []string{"shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"} {
+		for {
+			var b [2]byte
+			rand.Read(b[:])
+			p := 20000 + int(b[0])<<8%40000 + int(b[1])
+			if !used[p] {
+				used[p] = true
+				ports[name] = p
+				break
+			}
+		}
+	}
+	conn := map[string]any{"transport": "tcp", "ip": "127.0.0.1", "key": hex.EncodeToString(key),
+		"signature_scheme": "hmac-sha256", "kernel_name": "python3"}
+	for k, v := range ports {
+		conn[k] = v
+	}
+	return json.Marshal(conn)
 }
 
 func zipError(format string, args ...any) error {

@@ -167,13 +167,14 @@ func TestHostileNotebooks(t *testing.T) {
 		// print() output is kept in the notebook, in otter's memory.
 		{"endless printing", perfect.withCell(t, "while True:\n    print('spam ' * 100)"), []string{grading.KindMemory, grading.KindTimeout}, 0},
 		{"endless writing to stdout", perfect.withCell(t, "import os\nwhile True:\n    os.write(1, b'spam ' * 1000)"), []string{grading.KindOutput}, 0},
-		{"endless file", perfect.withCell(t, "with open('/autograder/fill', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))"), []string{grading.KindAutograder, grading.KindKernel}, 0},
+		{"endless file", perfect.withCell(t, "with open('fill', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))"), []string{grading.KindAutograder, grading.KindKernel}, 0},
 		// No interface but loopback, so no way to the host or beyond (the
 		// test sends nothing off this machine: it only looks, and tries the
 		// service's port on the container's own loopback). q1 stays right
 		// only if that holds.
 		{"network", perfect.withCell(t, "import socket\nnames = [n for _, n in socket.if_nameindex()]\ntry:\n    socket.create_connection(('127.0.0.1', 10101), timeout=3)\n    reached = True\nexcept OSError:\n    reached = False\nsquare_of_seven = 49 if names == ['lo'] and not reached else 0"), nil, 1},
-		// Writing a perfect results.json does not survive otter writing its own.
+		// The student's uid cannot write results.json (nor anything the
+		// grader reads).
 		{"forged results", zero.withCell(t, "import json, os\nos.makedirs('/autograder/results', exist_ok=True)\njson.dump({'tests': [{'name': 'q1', 'score': 100, 'max_score': 1}]}, open('/autograder/results/results.json', 'w'))"), nil, 0},
 	}
 	honest := load(t, "lab01-partial.ipynb")
