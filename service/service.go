@@ -19,6 +19,10 @@ const (
 	StatusGrading Status = "grading" // a worker holds a lease on it
 	StatusGraded  Status = "graded"  // graded; Grade is set
 	StatusFailed  Status = "failed"  // grading could not produce a grade; Failure says why
+	// The grader saw the notebook interfere with grading (Failure, of code
+	// FailureReview, says what): the grade is recorded for course staff,
+	// never posted and never written as a Grade record.
+	StatusNeedsReview Status = "needs_review"
 )
 
 // Assignment names what a notebook claims to be, from its
@@ -120,6 +124,7 @@ const (
 	FailureConfig      = "course_config"         // the assignment's autograder could not be found
 	FailureInterrupted = "interrupted"           // grading was interrupted too many times
 	FailureStorage     = "storage_error"         // the stored notebook could not be read back
+	FailureReview      = "needs_review"          // with StatusNeedsReview: what the grader detected
 )
 
 // Grade is the record the old service wrote, one per graded submission, kept

@@ -50,7 +50,9 @@ type Store interface {
 	// Finish records the outcome of grading: for StatusGraded, the grade,
 	// questions and feedback, and one Grade record (never two for one
 	// submission, however often Finish is retried); for StatusFailed, the
-	// failure. Both in one atomic step.
+	// failure; for StatusNeedsReview, the grade, questions and feedback and
+	// the failure (what was detected), with no Grade record and no post.
+	// All in one atomic step.
 	// Returns ECONFLICT if l is no longer the submission's current lease.
 	Finish(ctx context.Context, id string, l *Lease, out Outcome) error
 
@@ -122,7 +124,7 @@ type Counts struct {
 
 // Outcome is what grading produced.
 type Outcome struct {
-	Status     Status     // StatusGraded or StatusFailed
+	Status     Status     // StatusGraded, StatusFailed or StatusNeedsReview
 	Post       PostStatus // StatusGraded: PostPending (due at FinishedAt) or PostDisabled
 	Grade      float64
 	Questions  []Question

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,6 +119,12 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 	var out Outcome
 	var ferr *failedError
 	switch gerr, isGradingErr := grading.AsError(err); {
+	case err == nil && len(res.Review) > 0:
+		evidence := strings.Join(res.Review, "; ")
+		out = Outcome{Status: StatusNeedsReview, Grade: res.Grade, Questions: questions(res), Feedback: feedback(res),
+			Failure: &Failure{Code: FailureReview, Message: "The grader detected interference with grading: " + evidence}}
+		log.Warn("grading interfered with; held for review by course staff", "grade", res.Grade, "evidence", evidence)
+		s.record(ctx, sub, LogError, "held for review: the grader detected interference with grading", evidence)
 	case err == nil:
 		out = Outcome{Status: StatusGraded, Grade: res.Grade, Questions: questions(res), Feedback: feedback(res), Post: PostDisabled}
 		if s.cfg.Poster != nil {

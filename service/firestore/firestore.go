@@ -471,18 +471,21 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 			{Path: "finished_at", Value: finished},
 			{Path: "lease_expires_us", Value: 0},
 		}
-		if out.Status == service.StatusGraded {
+		if out.Status == service.StatusGraded || out.Status == service.StatusNeedsReview {
 			updates = append(updates,
 				firestore.Update{Path: "grade", Value: out.Grade},
 				firestore.Update{Path: "questions", Value: questionDocuments(out.Questions)},
 				firestore.Update{Path: "feedback", Value: feedbackDocuments(out.Feedback)})
+		}
+		if out.Status == service.StatusGraded {
 			if d.PostStatus == "" { // a retried Finish leaves the post as it is
 				updates = append(updates, firestore.Update{Path: "post_status", Value: string(out.Post)})
 				if out.Post == service.PostPending {
 					updates = append(updates, firestore.Update{Path: "post_next_us", Value: finished.UnixMicro()})
 				}
 			}
-		} else if out.Failure != nil {
+		}
+		if out.Failure != nil {
 			updates = append(updates, firestore.Update{Path: "failure_code", Value: out.Failure.Code}, firestore.Update{Path: "failure_message", Value: out.Failure.Message})
 		}
 		if err := tx.Update(s.submissions.Doc(id), updates); err != nil {

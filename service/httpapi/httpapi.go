@@ -570,6 +570,14 @@ func (a *api) status(c *gin.Context) error {
 				resp.Message += " A newer submission's grade is posted to edX instead."
 			}
 		}
+	case service.StatusNeedsReview:
+		resp.Message = "Your submission needs review by course staff before it gets a grade: something in the notebook interfered with grading. It is not posted to edX."
+		if who.Admin { // staff see the grade and what was detected
+			g := st.Grade
+			resp.Grade = &g
+		} else {
+			resp.Error, resp.Questions, resp.Feedback = nil, nil, nil
+		}
 	case service.StatusFailed:
 		resp.Message = "Your notebook could not be graded."
 		if st.Failure != nil {

@@ -478,7 +478,8 @@ func (s *Store) Release(ctx context.Context, id string, l *service.Lease, notBef
 func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out service.Outcome) error {
 	var questions, feedback []byte
 	var fcode, fmsg any
-	if out.Status == service.StatusGraded {
+	scored := out.Status == service.StatusGraded || out.Status == service.StatusNeedsReview
+	if scored {
 		var err error
 		if questions, err = json.Marshal(out.Questions); err != nil {
 			return err
@@ -488,12 +489,15 @@ func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out ser
 				return err
 			}
 		}
-	} else if out.Failure != nil {
+	}
+	if out.Failure != nil {
 		fcode, fmsg = out.Failure.Code, out.Failure.Message
 	}
 	var grade, post, postDue any
-	if out.Status == service.StatusGraded {
+	if scored {
 		grade = out.Grade
+	}
+	if out.Status == service.StatusGraded {
 		post = string(out.Post)
 		if out.Post == service.PostPending {
 			postDue = out.FinishedAt.UnixNano()

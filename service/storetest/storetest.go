@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"ReleaseUntilStepsAside", testReleaseUntil},
 		{"FinishGradedOnce", testFinishGradedOnce},
 		{"FinishFailed", testFinishFailed},
+		{"NeedsReview", testNeedsReview},
 		{"ConcurrentClaimsAreExclusive", testConcurrentClaims},
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Logs", testLogs},
@@ -297,6 +298,42 @@ func testFinishGradedOnce(t *testing.T, s service.Store) {
 	}
 	if again, _ := claim(t, s, now.Add(24*time.Hour)); again != nil {
 		t.Errorf("claimed a graded submission: %+v", again)
+	}
+}
+
+// testNeedsReview: a grading held for review keeps its grade, questions,
+// feedback and evidence, gives no Grade record, and is not posted.
+func testNeedsReview(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	sub := newSub(0, "carol")
+	create(t, s, sub, []byte("{}"))
+	now := t0.Add(time.Hour)
+	_, l := claim(t, s, now)
+	out := service.Outcome{
+		Status: service.StatusNeedsReview, Grade: 1,
+		Questions:  []service.Question{{Name: "q1", Score: 1, MaxScore: 1, Visibility: "hidden"}},
+		Feedback:   []service.Feedback{{Name: "Public Tests", Visibility: "visible", Output: "q1 results: All test cases passed!"}},
+		Failure:    &service.Failure{Code: service.FailureReview, Message: "The grader detected interference with grading: a decoy held"},
+		FinishedAt: now.Add(5 * time.Second),
+	}
+	for i := 0; i < 2; i++ {
+		if err := s.Finish(ctx, sub.ID, l, out); err != nil {
+			t.Fatalf("Finish #%d: %v", i+1, err)
+		}
+	}
+	got, err := s.Submission(ctx, sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != service.StatusNeedsReview || got.Grade != 1 || !slices.Equal(got.Questions, out.Questions) ||
+		!slices.Equal(got.Feedback, out.Feedback) || got.Failure == nil || *got.Failure != *out.Failure || got.Post.Status != service.PostNone {
+		t.Errorf("submission held for review = %+v; want the outcome %+v, not posted", got, out)
+	}
+	if grades, _ := s.Grades(ctx, service.GradeFilter{User: "carol"}); len(grades) != 0 {
+		t.Errorf("Grades = %+v; want none for a grade held for review", grades)
+	}
+	if p, _, err := s.ClaimPost(ctx, now.Add(time.Hour), time.Minute); err != nil || p != nil {
+		t.Errorf("ClaimPost = %+v, %v; want nothing to post", p, err)
 	}
 }
 

@@ -1,0 +1,67 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otter-service/otter-service/grading"
+	"github.com/otter-service/otter-service/service"
+)
+
+// TestNeedsReviewIsHeld: a grading in which the grader detected
+// interference is held for course staff: the student is told so and sees
+// no grade, staff see the grade and the evidence, and nothing is posted.
+func TestNeedsReviewIsHeld(t *testing.T) {
+	res := &grading.Result{Grade: 1, Tests: []grading.Test{{Name: "q1", Score: 1, MaxScore: 1, Visibility: grading.VisibilityVisible}},
+		Review: []string{"the kernel claimed that contradictory checks all hold (<doctest q1 0[0]>)"}}
+	poster := &fakePoster{open: true}
+	ids := headerIdentity{"alice": {Name: "alice"}, "prof": {Name: "prof", Admin: true}}
+	srv := newServerWith(t, resultRunner{res}, ids, service.Config{Poster: poster, PostBackoffBase: 10 * time.Millisecond, PostBackoffMax: 20 * time.Millisecond})
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+prefix, strings.NewReader(notebook("lab01")))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Test-User", "alice")
+	resp, body := do(t, req)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", resp.StatusCode, body)
+	}
+	var s submitted
+	json.Unmarshal(body, &s)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.svc.Run(ctx)
+	get := func(user string) (status, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+s.StatusURL, nil)
+		req.Header.Set("X-Test-User", user)
+		_, body := do(t, req)
+		var st status
+		json.Unmarshal(body, &st)
+		return st, body
+	}
+	waitFor(t, func() bool { st, _ := get("alice"); return st.Status == string(service.StatusNeedsReview) })
+
+	st, body := get("alice")
+	if st.Grade != nil || st.Error != nil || len(st.Questions) != 0 || !strings.Contains(st.Message, "needs review by course staff") ||
+		strings.Contains(string(body), "contradictory") {
+		t.Errorf("the student's status %s; want the review message, no grade, no evidence", body)
+	}
+	st, body = get("prof")
+	if st.Grade == nil || *st.Grade != 1 || st.Error == nil || st.Error.Code != service.FailureReview || !strings.Contains(st.Error.Message, "contradictory") {
+		t.Errorf("staff's status %s; want the grade and the evidence", body)
+	}
+	if p := postStatus(t, srv, s.ID); p.Status != service.PostNone {
+		t.Errorf("post %+v; want none", p)
+	}
+	grades, err := srv.store.Grades(context.Background(), service.GradeFilter{User: "alice"})
+	if err != nil || len(grades) != 0 {
+		t.Errorf("grade records %+v, %v; want none", grades, err)
+	}
+	poster.set(func(p *fakePoster) {
+		if len(p.posted) != 0 {
+			t.Errorf("posted %v; want nothing", p.posted)
+		}
+	})
+}
