@@ -3,16 +3,20 @@
 // docker.io engine, API 1.41, works as well as current engines).
 //
 // Each job gets a container from the grading image with a size-limited tmpfs
-// volume at /autograder, into which the autograder zip's contents (source/)
-// and the notebook (submission/) are copied. otter's grading command then
-// runs in it as an exec, as an unprivileged user with no network (loopback
-// only), a read-only root filesystem, a size-limited /tmp, all capabilities
-// dropped, no new privileges, and limits on memory (no swap), CPU and
-// processes. Its output is read as it comes and capped; a wall-clock timeout
-// stops it. When the command has ended, the container is frozen and
-// results.json copied out; the container and its volume are removed whatever
-// happened. Containers and volumes are
-// labelled, so that RemoveOrphans can clear what a crashed service left.
+// volume at /autograder, laid out by jobArchive: the autograder and the
+// results for the grader's uid only, a working directory for the student's.
+// Two execs run in it: the notebook's kernel, as the student's uid, and the
+// grader (harness/grader.py), as the grader's uid, which runs the notebook
+// in that kernel, evaluates the tests on its own side and writes
+// results.json (see the grader's own documentation for what the kernel is
+// trusted with). The container has no network (loopback only), a read-only
+// root filesystem, a size-limited /tmp, all capabilities dropped, no new
+// privileges, and limits on memory (no swap), CPU and processes. Output is
+// read as it comes and capped; a wall-clock timeout stops it. When the
+// grader has ended, every student process is killed, the container frozen
+// and results.json copied out; the container and its volume are removed
+// whatever happened. Containers and volumes are labelled, so that
+// RemoveOrphans can clear what a crashed service left.
 package docker
 
 import (
