@@ -124,3 +124,19 @@ func jsonQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// TestPlantedModuleDoesNotChangeTheClassification: a notebook that leaves
+// a re.py (the out-of-memory check imports re) where it can and then kills
+// its kernel fails as a dead kernel, not as what its module would claim.
+func TestPlantedModuleDoesNotChangeTheClassification(t *testing.T) {
+	r := newRunner(t, docker.Limits{Timeout: 2 * time.Minute})
+	plant := "fake = 'def search(*a, **k):\\n    class M:\\n        def group(self, i):\\n            return \"7\"\\n    return M()\\n'\n" +
+		"for d in ('.', '/tmp', '/autograder', '/autograder/source', '/autograder/results'):\n" +
+		"    try:\n        open(d + '/re.py', 'w').write(fake)\n    except OSError:\n        pass\n" +
+		"import os\nos._exit(1)"
+	_, err := r.Run(context.Background(), load(t, "lab01-perfect.ipynb").withCellAt(t, 1, plant).job())
+	gerr, ok := grading.AsError(err)
+	if !ok || gerr.Kind != grading.KindKernel {
+		t.Fatalf("err = %v; want the kernel_died failure, whatever the planted module says", err)
+	}
+}
