@@ -2,8 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -21,24 +19,9 @@ func TestNeedsReviewIsHeld(t *testing.T) {
 	poster := &fakePoster{open: true}
 	ids := headerIdentity{"alice": {Name: "alice"}, "prof": {Name: "prof", Admin: true}}
 	srv := newServerWith(t, resultRunner{res}, ids, service.Config{Poster: poster, PostBackoffBase: 10 * time.Millisecond, PostBackoffMax: 20 * time.Millisecond})
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+prefix, strings.NewReader(notebook("lab01")))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Test-User", "alice")
-	resp, body := do(t, req)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("submit: %d %s", resp.StatusCode, body)
-	}
-	var s submitted
-	json.Unmarshal(body, &s)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.svc.Run(ctx)
+	s := submitAs(t, srv, "alice")
 	get := func(user string) (status, []byte) {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+s.StatusURL, nil)
-		req.Header.Set("X-Test-User", user)
-		_, body := do(t, req)
-		var st status
-		json.Unmarshal(body, &st)
+		_, body, st := statusAs(t, srv, s.StatusURL, user)
 		return st, body
 	}
 	waitFor(t, func() bool { st, _ := get("alice"); return st.Status == string(service.StatusNeedsReview) })

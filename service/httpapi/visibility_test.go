@@ -46,31 +46,9 @@ func TestStatusFollowsVisibility(t *testing.T) {
 		"ta":    {Name: "ta", Admin: true}, // as OTTER_STAFF_GROUP members are
 	}
 	srv := newServer(t, resultRunner{res}, ids)
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+prefix, strings.NewReader(notebook("lab01")))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Test-User", "alice")
-	resp, body := do(t, req)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("submit: %d %s", resp.StatusCode, body)
-	}
-	var s submitted
-	json.Unmarshal(body, &s)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.svc.Run(ctx)
+	s := submitAs(t, srv, "alice")
 
-	get := func(user string) (int, []byte, status) {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+s.StatusURL, nil)
-		req.Header.Set("X-Test-User", user)
-		resp, body := do(t, req)
-		var st status
-		if resp.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(body, &st); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return resp.StatusCode, body, st
-	}
+	get := func(user string) (int, []byte, status) { return statusAs(t, srv, s.StatusURL, user) }
 	waitFor(t, func() bool { _, _, st := get("alice"); return st.Status == "graded" })
 
 	t.Run("owner", func(t *testing.T) {
@@ -160,24 +138,9 @@ func TestStatusShowsPublicTests(t *testing.T) {
 	res.Feedback = append(res.Feedback, grading.Feedback{Name: "staff only", Visibility: grading.VisibilityHidden, Output: "SECRET-FEEDBACK"})
 	ids := headerIdentity{"alice": {Name: "alice"}, "prof": {Name: "prof", Admin: true}}
 	srv := newServer(t, resultRunner{res}, ids)
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+prefix, strings.NewReader(notebook("lab01")))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Test-User", "alice")
-	resp, body := do(t, req)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("submit: %d %s", resp.StatusCode, body)
-	}
-	var s submitted
-	json.Unmarshal(body, &s)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.svc.Run(ctx)
+	s := submitAs(t, srv, "alice")
 	get := func(user string) ([]byte, status) {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+s.StatusURL, nil)
-		req.Header.Set("X-Test-User", user)
-		_, body := do(t, req)
-		var st status
-		json.Unmarshal(body, &st)
+		_, body, st := statusAs(t, srv, s.StatusURL, user)
 		return body, st
 	}
 	waitFor(t, func() bool { _, st := get("alice"); return st.Status == "graded" })
@@ -223,4 +186,38 @@ func TestStatusShowsPublicTests(t *testing.T) {
 			t.Errorf("stored feedback %+v; want %+v", sub.Feedback, want)
 		}
 	})
+}
+
+// submitAs submits a lab01 notebook as user (a headerIdentity name) and
+// runs the service's workers until the test ends.
+func submitAs(t *testing.T, srv *server, user string) submitted {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+prefix, strings.NewReader(notebook("lab01")))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Test-User", user)
+	resp, body := do(t, req)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", resp.StatusCode, body)
+	}
+	var s submitted
+	json.Unmarshal(body, &s)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go srv.svc.Run(ctx)
+	return s
+}
+
+// statusAs gets a submission's status as user.
+func statusAs(t *testing.T, srv *server, statusURL, user string) (int, []byte, status) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+statusURL, nil)
+	req.Header.Set("X-Test-User", user)
+	resp, body := do(t, req)
+	var st status
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(body, &st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, body, st
 }
