@@ -177,6 +177,9 @@ func checkCorpus(t *testing.T, id string, want corpusEntry, res *grading.Result,
 		t.Errorf("%s: %v; want graded %v", id, err, want.Grade)
 		return
 	}
+	if len(res.Review) != 0 {
+		t.Errorf("%s: an honest notebook flagged for review: %q", id, res.Review)
+	}
 	if math.Abs(res.Grade-want.Grade) > 1e-9 {
 		t.Errorf("%s: grade %v, otter's %v", id, res.Grade, want.Grade)
 	}

@@ -54,12 +54,17 @@ func TestStudentCannotChangeItsGrade(t *testing.T) {
 		"                    os.replace(d + '/results.json.tmp', d + '/results.json')\n                except OSError:\n                    pass\n" +
 		"            time.sleep(0.005)\n    os._exit(0)\n"
 	passAll := "OK_FORMAT = True\ntest = {'name': 'q1', 'points': 1, 'suites': [{'cases': [{'code': '>>> assert True', 'hidden': False, 'locked': False}], 'scored': True, 'setup': '', 'teardown': '', 'type': 'doctest'}]}\n"
+	// What the grader must flag, not only keep at 0.
+	mustFlag := map[string]bool{"answers every expression with True": true, "has answers that equal everything": true}
 	for _, tt := range []struct{ name, cell string }{
 		{"patches otter in the kernel", "import otter.test_files.ok_test as m\nm.run_doctest = lambda n, s, g: (True, '')\nimport otter.execute\notter.execute.Checker.check = classmethod(lambda *a, **k: None)"},
 		{"rewrites the tests", "import glob, os\nfor p in glob.glob('/autograder/**/*.py', recursive=True) + ['/autograder/source/tests/q1.py', 'tests/q1.py']:\n" +
 			"    try:\n        os.makedirs(os.path.dirname(p) or '.', exist_ok=True)\n        open(p, 'w').write(" + jsonQuote(passAll) + ")\n    except OSError:\n        pass"},
 		{"races the results file from a daemon", daemon},
 		{"answers every expression with True", "import builtins\nbuiltins.eval = lambda *a, **k: True\nbuiltins.exec = lambda *a, **k: None"},
+		// Values that equal anything: they cannot be sent as plain values, so
+		// their asserts run in the kernel, where the decoys give them away.
+		{"has answers that equal everything", "class Any:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__"},
 		{"lies through IPython", "ip = get_ipython()\nimport builtins\n_real_compile = builtins.compile\ndef _c(src, *a, **k):\n    if isinstance(src, str) and 'assert' in src:\n        src = 'pass'\n    return _real_compile(src, *a, **k)\nbuiltins.compile = _c"},
 		{"adds fake results with hidden tests in their names", "from otter.execute import Checker\nimport glob\nsrc = ''.join(open(p).read() for p in glob.glob('/autograder/source/tests/*.py'))\nfrom otter.test_files.ok_test import OKTestFile\nChecker._test_files.append(OKTestFile('leak ' + src[:150], 'x', [], False))"},
 		{"reads the hidden tests and prints them", "import glob\nfor p in glob.glob('/autograder/**/tests/*.py', recursive=True):\n    try:\n        print(open(p).read())\n    except OSError as e:\n        print(e)"},
@@ -69,13 +74,20 @@ func TestStudentCannotChangeItsGrade(t *testing.T) {
 		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res, err := r.Run(context.Background(), zero.withCellAt(t, 1, tt.cell).job())
+			nb := zero.withCellAt(t, 1, tt.cell)
+			if tt.name == "has answers that equal everything" {
+				nb = nb.withAnswer(t, "square_of_seven = 7 * 2", "square_of_seven = Any()").withAnswer(t, "return x + 2", "return Any()")
+			}
+			res, err := r.Run(context.Background(), nb.job())
 			if err != nil {
 				if _, ok := grading.AsError(err); !ok {
 					t.Fatalf("the runner's own error: %v", err)
 				}
 				t.Logf("failed: %v", err) // a failure gives no grade: not a raised one
 				return
+			}
+			if mustFlag[tt.name] && len(res.Review) == 0 {
+				t.Errorf("grade %v with nothing flagged for review; want the interference detected", res.Grade)
 			}
 			if res.Grade > 0 && len(res.Review) == 0 {
 				t.Errorf("grade %v without review, from a notebook with no right answer: %+v", res.Grade, res.Tests)
@@ -97,7 +109,7 @@ func TestStudentCannotChangeItsGrade(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("grade %v, review %q", res.Grade, res.Review)
+			t.Logf("%s: grade %v, review %q", tt.name, res.Grade, res.Review)
 		})
 	}
 }

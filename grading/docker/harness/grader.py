@@ -48,6 +48,7 @@ How a grade is made, and what the kernel is trusted with:
 import ast
 import base64
 import builtins
+import copy
 import doctest
 import glob
 import importlib
@@ -254,7 +255,7 @@ class Grader:
         return judge(ex, res.get("out", ""), res.get("exc"))
 
     def assert_here(self, node, name):
-        expr = Rewriter(self, name).rewrite(node.test)
+        expr = Rewriter(self, name).rewrite(copy.deepcopy(node.test))  # node stays as sent, for decoys
         env = {"__builtins__": builtins, "_otter_service_fetch": expr.fetch_value}
         env.update(expr.modules)
         code = compile(ast.fix_missing_locations(ast.Expression(expr.tree)), name, "eval")
@@ -554,20 +555,31 @@ def constant_decoys(node):
         return []
     for side in ("comparators", "left"):
         c = t.comparators[0] if side == "comparators" else t.left
-        if isinstance(c, ast.Constant) and type(c.value) in (int, float, str) and not (
-                isinstance(c.value, float) and math.isnan(c.value)):
+        value = constant_value(c)
+        if type(value) in (int, float, str) and not (isinstance(value, float) and math.isnan(value)):
             out = []
             for k in range(2):
-                if isinstance(c.value, str):
-                    alt = c.value + secrets.choice("abcdefghij") + str(k)
+                if isinstance(value, str):
+                    alt = value + secrets.choice("abcdefghij") + str(k)
                 else:
-                    alt = c.value + (k + 1) * (abs(c.value) + 1) * 7919
+                    alt = value + (k + 1) * (abs(value) + 1) * 7919
                 new = ast.Assert(test=ast.Compare(
                     left=ast.Constant(alt) if side == "left" else t.left, ops=t.ops,
                     comparators=[ast.Constant(alt)] if side == "comparators" else t.comparators), msg=node.msg)
                 out.append(ast.unparse(ast.fix_missing_locations(new)))
             return out
     return []
+
+
+def constant_value(node):
+    """The value of a literal number or string (-8 included), else None."""
+    if isinstance(node, ast.Constant) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))
+                                          and isinstance(node.operand, ast.Constant)):
+        try:
+            return ast.literal_eval(node)
+        except ValueError:
+            return None
+    return None
 
 
 def judge(ex, got, exc):
