@@ -35,6 +35,9 @@ type Autograder struct {
 	// root, when the assignment's image is built. Nil if none.
 	Setup   []byte
 	Plugins []string // plugin import paths from otter_config.json
+	// Questions are the names of the zip's tests (tests/*.py, the name each
+	// OK-format file gives itself), sorted; nil if one cannot be read.
+	Questions []string
 	// OtterVersion is the otter-grader version the zip pins, if it pins one.
 	OtterVersion string
 	// Ignored lists settings this service does not act on, for course staff.
@@ -84,6 +87,7 @@ func ReadAutograder(data []byte) (*Autograder, error) {
 		return b, nil
 	}
 	a := &Autograder{Lang: "python"}
+	a.Questions = questionNames(zr.File)
 
 	cfg, err := read("otter_config.json", maxConfigFile)
 	if err != nil {
@@ -405,4 +409,85 @@ func (a *Autograder) SortedPackages() []string {
 func unusable(format string, args ...any) *Error {
 	return &Error{Kind: KindAutograder,
 		Message: "The assignment's autograder cannot be used: " + fmt.Sprintf(format, args...) + ". Tell your course staff."}
+}
+
+// testStartRE finds where an OK-format test file's dict begins: test = {.
+var testStartRE = regexp.MustCompile(`(?m)^test\s*=\s*\{`)
+
+// testName returns the "name" key's string at the top level of an
+// OK-format test file's dict (otter writes the keys sorted, so other keys
+// may come first), skipping nested values and strings; "" if there is none.
+func testName(src []byte) string {
+	loc := testStartRE.FindIndex(src)
+	if loc == nil {
+		return ""
+	}
+	s := string(src[loc[1]:])
+	depth := 1
+	var lastString string
+	for i := 0; i < len(s) && depth > 0; i++ {
+		switch c := s[i]; c {
+		case '{', '[', '(':
+			depth++
+		case '}', ']', ')':
+			depth--
+		case '\'', '"':
+			q := string(c)
+			if strings.HasPrefix(s[i:], strings.Repeat(q, 3)) {
+				q = strings.Repeat(q, 3)
+			}
+			j := i + len(q)
+			for j < len(s) && !strings.HasPrefix(s[j:], q) {
+				if s[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			str := s[min(i+len(q), len(s)):min(j, len(s))]
+			i = j + len(q) - 1
+			if depth != 1 {
+				continue
+			}
+			if lastString == "name" {
+				return str
+			}
+			// A key is a string followed by a colon.
+			rest := strings.TrimLeft(s[min(i+1, len(s)):], " \t\n")
+			if strings.HasPrefix(rest, ":") {
+				lastString = str
+			} else {
+				lastString = ""
+			}
+		case ',':
+			if depth == 1 {
+				lastString = ""
+			}
+		}
+	}
+	return ""
+}
+
+func questionNames(files []*zip.File) []string {
+	var names []string
+	for _, f := range files {
+		if !strings.HasPrefix(f.Name, "tests/") || !strings.HasSuffix(f.Name, ".py") || strings.Count(f.Name, "/") != 1 {
+			continue
+		}
+		if f.UncompressedSize64 > maxConfigFile {
+			return nil
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, maxConfigFile))
+		rc.Close()
+		name := testName(data)
+		if err != nil || name == "" || len(name) > 200 || strings.ContainsAny(name, "\n\\") {
+			return nil
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }

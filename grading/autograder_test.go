@@ -149,3 +149,49 @@ func TestReadAutograderSetup(t *testing.T) {
 		}
 	}
 }
+
+func TestOnlyTheAutogradersQuestionsCount(t *testing.T) {
+	test := func(name string) string {
+		return "OK_FORMAT = True\n\ntest = {   'name': '" + name + "',\n    'points': 1,\n    'suites': []}\n"
+	}
+	zip := makeZip(t, map[string]string{"tests/q1.py": test("q1"), "tests/q2.py": test("q2")})
+	results := `{"tests": [
+		{"name": "q1", "score": 1, "max_score": 1, "visibility": "hidden"},
+		{"name": "leak: test = {'name': 'q2', 'code': '>>> assert double(-4) == -8'}", "score": 0, "max_score": 0},
+		{"name": "q3", "score": 5, "max_score": 5},
+		{"name": "q2", "score": 0, "max_score": 1}]}`
+	res, err := grading.ParseResults([]byte(results), zip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, q := range res.Tests {
+		names = append(names, q.Name)
+	}
+	if !reflect.DeepEqual(names, []string{"q1", "q2"}) || res.Grade != 0.5 || len(res.Review) != 2 {
+		t.Fatalf("questions %q, grade %v, review %q; want q1 and q2 only, 1/2, and the two others flagged", names, res.Grade, res.Review)
+	}
+	// A test file whose name cannot be read turns the check off rather
+	// than flag honest results.
+	odd := makeZip(t, map[string]string{"tests/q1.py": "test = dict(name='q1')\n"})
+	if res, err := grading.ParseResults([]byte(results), odd); err != nil || len(res.Tests) != 4 || len(res.Review) != 0 {
+		t.Fatalf("with an unreadable test name: %+v, %v; want every result, nothing flagged", res, err)
+	}
+}
+
+func TestQuestionNamesFromTestFiles(t *testing.T) {
+	files := map[string]string{
+		// otter assign's form: keys sorted, so others come first.
+		"tests/q2.py": "OK_FORMAT = True\n\ntest = {   'all_or_nothing': True,\n    'name': 'q2',\n    'points': 0.5,\n    'suites': [{'cases': [{'code': '>>> assert words == [\"the\"]\\n', 'hidden': False, 'name': 'case one'}]}]}\n",
+		// Hand-written: nested case names before the file's own, a
+		// triple-quoted string with quotes and a name key inside it.
+		"tests/q1.py": "test = {\n  \"suites\": [{\"cases\": [{\"name\": \"inner\", \"code\": r\"\"\"\n>>> d = {'name': 'x'}\n>>> d['name']\n'x'\n\"\"\"}]}],\n  \"name\": \"q1 (part a)\",\n  \"points\": 2,\n}\n",
+	}
+	a, err := grading.ReadAutograder(makeZip(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"q1 (part a)", "q2"}; !reflect.DeepEqual(a.Questions, want) {
+		t.Errorf("questions %q, want %q", a.Questions, want)
+	}
+}

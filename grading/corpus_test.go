@@ -257,6 +257,9 @@ func TestCorpusAutograders(t *testing.T) {
 		if strings.Join(a.Packages, " ") != strings.Join(want[name], " ") {
 			t.Errorf("%s: packages %q, want %q", name, a.Packages, want[name])
 		}
+		if name != "rlang" && len(a.Questions) == 0 {
+			t.Errorf("%s: no question names read from its tests", name)
+		}
 		if a.OtterVersion != "7.0.0" {
 			t.Errorf("%s: otter version %q, want 7.0.0", name, a.OtterVersion)
 		}

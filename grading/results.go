@@ -160,6 +160,16 @@ func ParseResults(data, autograder []byte) (*Result, error) {
 	if out, ok := topLevelOutput(raw.Output); ok && len(*raw.Tests) < MaxTests {
 		res.Feedback = append(res.Feedback, Feedback{Name: OutputFeedback, Visibility: VisibilityVisible, Output: out})
 	}
+	// Only the autograder's own questions count: results under another
+	// name (which only a notebook interfering with grading can add) are
+	// dropped, and flagged.
+	var known map[string]bool
+	if ag, err := ReadAutograder(autograder); err == nil && ag.Questions != nil {
+		known = map[string]bool{}
+		for _, q := range ag.Questions {
+			known[q] = true
+		}
+	}
 	var total, possible float64
 	for i, t := range *raw.Tests {
 		name := fmt.Sprintf("test %d", i+1)
@@ -172,6 +182,12 @@ func ParseResults(data, autograder []byte) (*Result, error) {
 				Visibility: normalizeVisibility(t.Visibility),
 				Output:     clean(t.Output, MaxTestOutput),
 			})
+			continue
+		}
+		if known != nil && !known[name] {
+			if len(res.Review) < 20 {
+				res.Review = append(res.Review, fmt.Sprintf("results for a question the autograder does not have (%q)", name))
+			}
 			continue
 		}
 		max := *t.MaxScore
