@@ -131,3 +131,34 @@ def test_disabled_posting_records_the_grade_only(binary, edx, tmp_path):
         assert edx.events == []
     finally:
         stop(service)
+
+
+def test_tampering_is_held_not_posted(binary, edx, tmp_path):
+    """A notebook whose answers equal anything (the grader's decoys give it
+    away) is held for review: the student is told so, and its grade never
+    reaches edX, while honest submissions before and after it are posted."""
+    nb = (SUBMISSIONS / "lab01-zero.ipynb").read_text()
+    liar = nb.replace("square_of_seven = 7 * 2",
+                      "class Any:\\n    def __eq__(self, other):\\n        return True\\n    __hash__ = object.__hash__\\n"
+                      "square_of_seven = Any()", 1).replace("return x + 2", "return Any()", 1)
+    assert liar != nb
+    service = start_service(binary, tmp_path, posting_env(edx))
+    try:
+        first = submit(service, "lab01-perfect.ipynb")
+        wait_post(service, first["status_url"], "posted")
+        code, held = service.request("POST", PREFIX, json.dumps({"nb": json.loads(liar)}).encode(),
+                                     {"Content-Type": "application/json"})
+        assert code == 202, held
+        done = service.wait_done(held["status_url"])
+        assert done["status"] == "needs_review", done
+        assert "needs review by course staff" in done["message"], done
+        assert done.get("grade") is None and not done.get("post") and not done.get("error"), done
+        # Posts are made earliest first: once a later submission's grade is
+        # posted, a post of the held one would have been made before it.
+        last = submit(service, "lab01-partial.ipynb")
+        wait_post(service, last["status_url"], "posted")
+        sid = edx.sourced_id(COURSE_ID, BLOCKS["lab01"], "student")
+        assert len(edx.received) == 2, edx.events
+        assert abs(edx.scores()[sid] - 2 / 3) < 1e-3, edx.scores()
+    finally:
+        stop(service)
