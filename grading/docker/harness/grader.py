@@ -631,15 +631,6 @@ def safe_parse(source):
         return ast.Module(body=[], type_ignores=[])
 
 
-def transform(source):
-    """A cell's source as IPython runs it (magics turned into Python)."""
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-        return TransformerManager().transform_cell(source)
-    except Exception:
-        return source
-
-
 def grade(root):
     from otter.plugins import PluginCollection
     from otter.run.run_autograder.autograder_config import AutograderConfig
