@@ -150,26 +150,10 @@ func truncate(b []byte) []byte {
 // held bodies read with no name (graded under the assignment's), and new
 // ones keep theirs.
 func TestMigratesToNotebookNames(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "otter.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.Exec(`CREATE TABLE submissions (
-		seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, user TEXT NOT NULL, course TEXT NOT NULL,
-		section TEXT NOT NULL, assignment TEXT NOT NULL, status TEXT NOT NULL, received_at INTEGER NOT NULL,
-		started_at INTEGER, finished_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, lease_token TEXT,
-		lease_expires INTEGER, grade REAL, questions TEXT, failure_code TEXT, failure_msg TEXT,
-		post_status TEXT, post_attempts INTEGER NOT NULL DEFAULT 0, post_error TEXT, post_next_at INTEGER,
-		posted_at INTEGER, post_token TEXT, not_before INTEGER);
-		CREATE TABLE held (key TEXT PRIMARY KEY, body BLOB NOT NULL, expires INTEGER NOT NULL);
+	path := oldDatabase(t, "", `CREATE TABLE held (key TEXT PRIMARY KEY, body BLOB NOT NULL, expires INTEGER NOT NULL);
 		INSERT INTO submissions (id, user, course, section, assignment, status, received_at)
 			VALUES ('old', 'alice', '8x', '1', 'lab01', 'queued', 1);
 		INSERT INTO held (key, body, expires) VALUES ('k', '{}', 9000000000000000000);`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
 
 	s := open(t, path)
 	defer s.Close()
@@ -201,25 +185,9 @@ func TestMigratesToNotebookNames(t *testing.T) {
 // submission recorded then reads with its questions and no feedback, and one
 // graded after keeps its feedback.
 func TestMigratesToFeedback(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "otter.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.Exec(`CREATE TABLE submissions (
-		seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, user TEXT NOT NULL, course TEXT NOT NULL,
-		section TEXT NOT NULL, assignment TEXT NOT NULL, status TEXT NOT NULL, received_at INTEGER NOT NULL,
-		started_at INTEGER, finished_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, lease_token TEXT,
-		lease_expires INTEGER, grade REAL, questions TEXT, failure_code TEXT, failure_msg TEXT,
-		post_status TEXT, post_attempts INTEGER NOT NULL DEFAULT 0, post_error TEXT, post_next_at INTEGER,
-		posted_at INTEGER, post_token TEXT, not_before INTEGER, notebook_name TEXT);
-		INSERT INTO submissions (id, user, course, section, assignment, status, received_at, finished_at, attempts, grade, questions, post_status)
+	path := oldDatabase(t, ", notebook_name TEXT", `INSERT INTO submissions (id, user, course, section, assignment, status, received_at, finished_at, attempts, grade, questions, post_status)
 			VALUES ('old', 'alice', '8x', '1', 'lab01', 'graded', 1, 2, 1, 0.5,
 				'[{"name":"q1","score":1,"max_score":2,"visibility":"hidden","output":"q1 results"}]', 'disabled');`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
 
 	s := open(t, path)
 	defer s.Close()
@@ -244,4 +212,28 @@ func TestMigratesToFeedback(t *testing.T) {
 	if got, err := s.Submission(ctx, sub.ID); err != nil || len(got.Feedback) != 1 || got.Feedback[0] != fb[0] {
 		t.Fatalf("a submission graded after the migration: %+v, %v; want its feedback", got, err)
 	}
+}
+
+// oldDatabase makes a database as an earlier version left it: the
+// submissions table of that time (the columns before notebook names, plus
+// extra), then more statements. It returns its path.
+func oldDatabase(t *testing.T, extra, more string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "otter.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE submissions (
+		seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, user TEXT NOT NULL, course TEXT NOT NULL,
+		section TEXT NOT NULL, assignment TEXT NOT NULL, status TEXT NOT NULL, received_at INTEGER NOT NULL,
+		started_at INTEGER, finished_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, lease_token TEXT,
+		lease_expires INTEGER, grade REAL, questions TEXT, failure_code TEXT, failure_msg TEXT,
+		post_status TEXT, post_attempts INTEGER NOT NULL DEFAULT 0, post_error TEXT, post_next_at INTEGER,
+		posted_at INTEGER, post_token TEXT, not_before INTEGER` + extra + `);
+		` + more); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
