@@ -33,11 +33,16 @@ func MemoryError(limit int64, log string) *Error {
 // reason, given by why.
 func FailedError(why, log string) *Error {
 	if strings.Contains(log, "DeadKernelError") || strings.Contains(log, "Kernel died") {
-		return &Error{Kind: KindKernel, Log: log,
-			Message: "The notebook's Python kernel died while it was graded (the code may have exited the interpreter or crashed it). Run the notebook from the top, fix the cell that crashes, and submit again."}
+		return KernelError(log)
 	}
 	return &Error{Kind: KindAutograder, Log: log,
 		Message: fmt.Sprintf("The autograder could not grade this notebook (%s). Run all cells from the top to check for errors, and submit again; if it keeps happening, tell your course staff.", why)}
+}
+
+// KernelError is a grading whose notebook kernel died.
+func KernelError(log string) *Error {
+	return &Error{Kind: KindKernel, Log: log,
+		Message: "The notebook's Python kernel died while it was graded (the code may have exited the interpreter or crashed it). Run the notebook from the top, fix the cell that crashes, and submit again."}
 }
 
 // OutputBuffer keeps the first Max bytes written to it and calls OnOverflow

@@ -283,12 +283,17 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	out := &grading.OutputBuffer{Max: r.limits.Output, OnOverflow: func() { close(over) }}
 	started := time.Now()
 	// The student's side: the notebook's kernel, as its own uid.
-	kernel, err := r.start(ctx, id, container.ExecOptions{User: student, WorkingDir: "/autograder/submission",
+	kernel, kernelID, err := r.start(ctx, id, container.ExecOptions{User: student, WorkingDir: "/autograder/submission",
 		Env: studentEnv, Cmd: kernelCommand}, out)
 	if err != nil {
 		return nil, fmt.Errorf("starting the notebook's kernel: %w", err)
 	}
 	defer kernel.Close()
+	// The kernel's end, seen by the engine (a process the notebook forks
+	// may keep the kernel's output open, so its stream does not tell).
+	watch, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	kernelGone := r.watchExec(watch, kernelID)
 	// The grader's side, which drives the kernel and writes results.json.
 	exec, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
 		User: user, WorkingDir: "/autograder", Env: graderEnv, Cmd: graderCommand, AttachStdout: true, AttachStderr: true,
@@ -309,10 +314,12 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 
 	timer := time.NewTimer(r.limits.Timeout)
 	defer timer.Stop()
-	var timedOut, tooMuch bool
+	var timedOut, tooMuch, kernelDied bool
 	kill := func() { r.cli.ContainerKill(cleanup, id, "KILL") }
 	select {
 	case <-finished:
+	case <-kernelGone:
+		kernelDied = true
 	case <-timer.C:
 		timedOut = true
 	case <-over:
@@ -326,7 +333,10 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	var exitCode int
 	var resultsErr error
 	oom := false
-	if !timedOut && !tooMuch {
+	if kernelDied {
+		oom = r.oomKills(cleanup, id, user) > 0
+	}
+	if !timedOut && !tooMuch && !kernelDied {
 		// Nothing of the student's outlives its grading: every process of
 		// the student's uid is killed, then the container is frozen while
 		// results.json (which only the grader could write) is copied out.
@@ -359,6 +369,8 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		return nil, grading.TimeoutError(r.limits.Timeout, log)
 	case oom:
 		return nil, grading.MemoryError(r.limits.Memory, log)
+	case kernelDied:
+		return nil, grading.KernelError(log)
 	}
 	if exitCode != 0 || resultsErr != nil {
 		if strings.Contains(log, "No space left on device") {
@@ -385,19 +397,43 @@ var (
 	student    = fmt.Sprintf("%d:%d", studentUID, studentUID)
 )
 
-// start runs an exec in the background, its output going to out.
-func (r *Runner) start(ctx context.Context, id string, opts container.ExecOptions, out io.Writer) (io.Closer, error) {
+// start runs an exec in the background, its output going to out; it
+// returns the exec's id.
+func (r *Runner) start(ctx context.Context, id string, opts container.ExecOptions, out io.Writer) (io.Closer, string, error) {
 	opts.AttachStdout, opts.AttachStderr = true, true
 	exec, err := r.cli.ContainerExecCreate(ctx, id, opts)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	attach, err := r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	go stdcopy.StdCopy(out, out, attach.Reader)
-	return closer(attach.Close), nil
+	return closer(attach.Close), exec.ID, nil
+}
+
+// watchExec returns a channel closed when the exec's process has ended,
+// asking the engine every 250 ms until ctx ends.
+func (r *Runner) watchExec(ctx context.Context, execID string) <-chan struct{} {
+	gone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			ins, err := r.cli.ContainerExecInspect(ctx, execID)
+			if err == nil && !ins.Running && ins.Pid != 0 {
+				close(gone)
+				return
+			}
+		}
+	}()
+	return gone
 }
 
 type closer func()

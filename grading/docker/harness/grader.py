@@ -68,6 +68,7 @@ import nbformat
 MAX_REPLY = 8 << 20  # bytes of one reply from the kernel
 MAX_CELL_OUTPUT = 1 << 20
 EXIT_KERNEL_DIED = 3
+HEARTBEAT_GRACE = 30  # seconds without a heartbeat or a message before the kernel counts as dead
 
 
 class KernelDied(Exception):
@@ -96,15 +97,24 @@ class Kernel:
                                  allow_stdin=False, stop_on_error=False)
         out, size, error, idle = [], 0, None, False
         deadline = time.monotonic() + self.timeout
+        silent_since = None
         while not idle:
             try:
                 msg = self.kc.get_iopub_msg(timeout=1)
             except queue.Empty:
-                if not self.kc.is_alive():
+                # A kernel busy on its one CPU can miss heartbeats: only a
+                # long silence counts as death here (the runner sees the
+                # kernel's process end at once).
+                if self.kc.is_alive():
+                    silent_since = None
+                elif silent_since is None:
+                    silent_since = time.monotonic()
+                elif time.monotonic() - silent_since > HEARTBEAT_GRACE:
                     raise KernelDied()
                 if time.monotonic() > deadline:
                     raise KernelDied()
                 continue
+            silent_since = None
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             t, c = msg["msg_type"], msg["content"]
