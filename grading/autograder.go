@@ -35,6 +35,11 @@ type Autograder struct {
 	// root, when the assignment's image is built. Nil if none.
 	Setup   []byte
 	Plugins []string // plugin import paths from otter_config.json
+	// PointsPossible is otter_config.json's points_possible: 0 when it sets
+	// none (or null, or 0, which otter takes as none too). PointsOK is false
+	// when it sets one that is not believable (not a number in [0, 1e6]).
+	PointsPossible float64
+	PointsOK       bool
 	// Questions are the names of the zip's tests (tests/*.py, the name each
 	// OK-format file gives itself), sorted; nil if one cannot be read.
 	Questions []string
@@ -86,7 +91,7 @@ func ReadAutograder(data []byte) (*Autograder, error) {
 		}
 		return b, nil
 	}
-	a := &Autograder{Lang: "python"}
+	a := &Autograder{Lang: "python", PointsOK: true}
 	a.Questions = questionNames(zr.File)
 
 	cfg, err := read("otter_config.json", maxConfigFile)
@@ -161,6 +166,7 @@ func (a *Autograder) readConfig(data []byte) error {
 		Plugins  []json.RawMessage `json:"plugins"`
 		PDFHTML  bool              `json:"pdf_via_html"`
 		Zips     bool              `json:"zips"`
+		Points   json.RawMessage   `json:"points_possible"`
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
 		return unusable("its otter_config.json is not valid (%v)", err)
@@ -174,6 +180,9 @@ func (a *Autograder) readConfig(data []byte) error {
 		a.Problems = append(a.Problems, fmt.Sprintf("its language %q is not one otter grades", c.Lang))
 	}
 	a.Notebook = c.Notebook
+	if len(c.Points) > 0 && string(c.Points) != "null" {
+		a.PointsPossible, a.PointsOK = believable(c.Points)
+	}
 	if c.PDF || c.PDFHTML {
 		a.Ignored = append(a.Ignored, "pdf: PDFs of submissions are not exported (no pandoc or LaTeX in the grading image); grades do not depend on them")
 	}

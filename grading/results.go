@@ -1,11 +1,9 @@
 package grading
 
 import (
-	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"unicode"
@@ -136,6 +134,16 @@ type rawTest struct {
 // entries ("Autograder Error", or "Autograder Failed" and "Autograder
 // Exception") are not feedback then: there is no Result to keep them in.
 func ParseResults(data, autograder []byte) (*Result, error) {
+	ag, err := ReadAutograder(autograder)
+	if err != nil {
+		ag = nil // its points_possible and question names are then unknown
+	}
+	return ParseResultsFor(data, ag)
+}
+
+// ParseResultsFor is ParseResults with the autograder already read (nil if
+// it could not be).
+func ParseResultsFor(data []byte, ag *Autograder) (*Result, error) {
 	if len(data) > MaxResultsSize {
 		return nil, autograderError("the autograder's results are larger than %d bytes", MaxResultsSize)
 	}
@@ -164,7 +172,7 @@ func ParseResults(data, autograder []byte) (*Result, error) {
 	// name (which only a notebook interfering with grading can add) are
 	// dropped, and flagged.
 	var known map[string]bool
-	if ag, err := ReadAutograder(autograder); err == nil && ag.Questions != nil {
+	if ag != nil && ag.Questions != nil {
 		known = map[string]bool{}
 		for _, q := range ag.Questions {
 			known[q] = true
@@ -211,13 +219,11 @@ func ParseResults(data, autograder []byte) (*Result, error) {
 	if possible == 0 {
 		return nil, autograderError("the autograder produced no scored tests")
 	}
-	if score, ok := believable(raw.Score); ok {
-		if pp, ok := pointsPossible(autograder); ok {
-			if pp > 0 { // otter's `points_possible or possible`
-				possible = pp
-			}
-			total = math.Min(score, possible)
+	if score, ok := believable(raw.Score); ok && ag != nil && ag.PointsOK {
+		if ag.PointsPossible > 0 { // otter's `points_possible or possible`
+			possible = ag.PointsPossible
 		}
+		total = math.Min(score, possible)
 	}
 	res.Grade = math.Min(math.Max(total/possible, 0), 1)
 	return res, nil
@@ -244,45 +250,6 @@ func believable(raw json.RawMessage) (float64, bool) {
 		return 0, false
 	}
 	return *v, true
-}
-
-// maxOtterConfig is the largest otter_config.json read for points_possible.
-const maxOtterConfig = 1 << 20
-
-// pointsPossible returns the points_possible of the autograder zip's
-// otter_config.json: 0 if it sets none (or null, or 0, which otter takes as
-// none too, and if there is no otter_config.json). ok is false if the zip
-// or its otter_config.json cannot be read, or it sets a points_possible that
-// is not believable.
-func pointsPossible(autograder []byte) (pp float64, ok bool) {
-	zr, err := zip.NewReader(bytes.NewReader(autograder), int64(len(autograder)))
-	if err != nil {
-		return 0, false
-	}
-	for _, f := range zr.File {
-		if f.Name != "otter_config.json" {
-			continue
-		}
-		if f.UncompressedSize64 > maxOtterConfig {
-			return 0, false
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return 0, false
-		}
-		defer rc.Close()
-		var cfg struct {
-			PointsPossible json.RawMessage `json:"points_possible"`
-		}
-		if err := json.NewDecoder(io.LimitReader(rc, maxOtterConfig)).Decode(&cfg); err != nil {
-			return 0, false
-		}
-		if len(cfg.PointsPossible) == 0 || string(cfg.PointsPossible) == "null" {
-			return 0, true
-		}
-		return believable(cfg.PointsPossible)
-	}
-	return 0, true // no otter_config.json: otter grades with its defaults
 }
 
 func autograderError(format string, args ...any) *Error {

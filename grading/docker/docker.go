@@ -383,7 +383,7 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		}
 		return nil, grading.FailedError(why, log)
 	}
-	return grading.ParseResults(data, job.Autograder)
+	return grading.ParseResultsFor(data, ag)
 }
 
 // Environments and users of what runs in a grading container: the grader

@@ -47,10 +47,11 @@ func (r *Runner) Check(context.Context) error {
 func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, error) {
 	// An assignment this service cannot grade is refused as the Docker
 	// runner refuses it; a zip otter cannot read, otter reports itself.
-	if ag, err := grading.ReadAutograder(job.Autograder); err == nil {
-		if err := ag.Unsupported(); err != nil {
-			return nil, err
-		}
+	ag, err := grading.ReadAutograder(job.Autograder)
+	if err != nil {
+		ag = nil
+	} else if err := ag.Unsupported(); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(r.WorkDir, "job-")
 	if err != nil {
@@ -118,7 +119,7 @@ func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, err
 		}
 		return nil, grading.FailedError(summarize(runErr, readErr, time.Since(started)), out.Tail())
 	}
-	return grading.ParseResults(data, job.Autograder)
+	return grading.ParseResultsFor(data, ag)
 }
 
 func summarize(runErr, readErr error, took time.Duration) string {
