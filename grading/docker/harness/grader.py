@@ -348,11 +348,17 @@ PURE_MODULE_FUNCS = {
     ("numpy", "sum"), ("numpy", "mean"), ("numpy", "std"), ("numpy", "sort"), ("numpy", "arange"),
     ("numpy", "array_equiv"), ("numpy", "count_nonzero"), ("numpy", "unique"), ("numpy", "isin"),
     ("math", "isclose"), ("math", "isnan"), ("math", "isinf"), ("math", "sqrt"), ("math", "floor"),
-    ("math", "ceil"), ("math", "fabs"), ("math", "pi"), ("math", "e"),
+    ("math", "ceil"), ("math", "fabs"),
 }
 # Modules whose functions keep hidden state: a call into them is made in the
 # kernel, or the example runs there.
 STATEFUL = ("random", "numpy.random", "secrets", "time", "datetime", "os", "sys", "io", "builtins")
+# ... except constructors of generators from a seed the test gives.
+SEEDED = ("numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.Generator", "random.Random")
+
+
+def stateful(dotted):
+    return dotted not in SEEDED and any(dotted == s or dotted.startswith(s + ".") for s in STATEFUL)
 
 
 class Rewriter:
@@ -445,35 +451,18 @@ class Rewriter:
             return node
         if isinstance(node, ast.Call):
             mp = self.module_path(node.func)
-            if mp is not None:
-                path, alias = mp
-                dotted = ".".join(path)
-                if (path[0], path[-1]) in PURE_MODULE_FUNCS and len(path) == 2:
-                    self.bind_module(alias, path)
-                    return self.generic(node, skip_func=True)
-                if any(dotted == s or dotted.startswith(s + ".") for s in STATEFUL) and self.depends(node):
-                    return self.fetch_node(node)
-                if not self.depends(node) and not any(dotted == s or dotted.startswith(s + ".") for s in STATEFUL):
-                    self.bind_module(alias, path)
-                    return node  # the test's own computation, made here
-                if self.depends(node):
-                    return self.fetch_node(node)
-                raise Unsupported()
+            if mp is not None and len(mp[0]) == 2 and tuple(mp[0]) in PURE_MODULE_FUNCS:
+                self.bind_module(mp[1], mp[0])
+                return self.generic(node, skip_func=True)
             if isinstance(node.func, ast.Name) and self.kinds[node.func.id][0] == "builtin" \
                     and node.func.id in PURE_BUILTINS:
                 return self.generic(node, skip_func=True)
-            if self.depends(node.func):
-                return self.fetch_node(node)  # a call of the notebook's function or method
+            if self.depends(node.func) or (mp is not None and self.depends(node)):
+                # the notebook's function or method, or a module's function
+                # applied to the notebook's values: the kernel computes it
+                return self.fetch_node(node)
             if isinstance(node.func, ast.Attribute) and not self.depends(node):
-                # a method of the test's own value, e.g. np.random.default_rng(42).integers(...)
-                root = node.func
-                while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
-                    root = root.func if isinstance(root, ast.Call) else root.value
-                if isinstance(root, ast.Name) and self.kinds.get(root.id, ("",))[0] == "module":
-                    mp = self.module_path(root)
-                    if mp and not any(mp[0][0] == s or mp[0][0].startswith(s + ".") for s in STATEFUL):
-                        self.bind_module(root.id, mp[0])
-                        return node
+                return self.own(node)  # e.g. np.random.default_rng(42).integers(0, 6, size=1000)
             raise Unsupported()
         if isinstance(node, (ast.Attribute, ast.Subscript)):
             mp = self.module_path(node) if isinstance(node, ast.Attribute) else None
@@ -489,6 +478,19 @@ class Rewriter:
         if isinstance(node, (ast.cmpop, ast.operator, ast.boolop, ast.unaryop, ast.expr_context)):
             return node
         raise Unsupported()
+
+    def own(self, node):
+        """The test's own computation, made here with the real modules,
+        unless it calls into a module with hidden state (whose state is the
+        kernel's)."""
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call):
+                mp = self.module_path(n.func)
+                if mp is not None and stateful(".".join(mp[0])):
+                    raise Unsupported()
+            if isinstance(n, ast.Name) and self.kinds.get(n.id, ("",))[0] == "module":
+                self.bind_module(n.id, [self.kinds[n.id][1]])
+        return node
 
     def generic(self, node, skip_func=False):
         for field, value in ast.iter_fields(node):
