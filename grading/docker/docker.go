@@ -38,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
@@ -399,18 +400,18 @@ var (
 
 // start runs an exec in the background, its output going to out; it
 // returns the exec's id.
-func (r *Runner) start(ctx context.Context, id string, opts container.ExecOptions, out io.Writer) (io.Closer, string, error) {
+func (r *Runner) start(ctx context.Context, id string, opts container.ExecOptions, out io.Writer) (types.HijackedResponse, string, error) {
 	opts.AttachStdout, opts.AttachStderr = true, true
 	exec, err := r.cli.ContainerExecCreate(ctx, id, opts)
 	if err != nil {
-		return nil, "", err
+		return types.HijackedResponse{}, "", err
 	}
 	attach, err := r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
 	if err != nil {
-		return nil, "", err
+		return types.HijackedResponse{}, "", err
 	}
 	go stdcopy.StdCopy(out, out, attach.Reader)
-	return closer(attach.Close), exec.ID, nil
+	return attach, exec.ID, nil
 }
 
 // watchExec returns a channel closed when the exec's process has ended,
@@ -435,10 +436,6 @@ func (r *Runner) watchExec(ctx context.Context, execID string) <-chan struct{} {
 	}()
 	return gone
 }
-
-type closer func()
-
-func (c closer) Close() error { c(); return nil }
 
 // killStudent kills every process of the student's uid in the container:
 // kill(-1) from that uid reaches all of them (and the killer itself), so a
