@@ -267,7 +267,7 @@ type packageList struct {
 func (p *packageList) add(a *Autograder, line string) {
 	name := requirementName(line)
 	if name == "otter-grader" {
-		if m := regexp.MustCompile(`==\s*([0-9][^\s,;]*)`).FindStringSubmatch(line); m != nil {
+		if m := pinnedVersionRE.FindStringSubmatch(line); m != nil {
 			a.OtterVersion = m[1]
 		}
 		return
@@ -313,6 +313,11 @@ func requirementLines(data []byte) ([]string, error) {
 }
 
 // requirementRE is a PEP 508 requirement's start: a name, then anything.
+var (
+	pinnedVersionRE  = regexp.MustCompile(`==\s*([0-9][^\s,;]*)`)
+	nameSeparatorsRE = regexp.MustCompile(`[-_.]+`)
+)
+
 var requirementRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,\s-]*\])?\s*([<>=!~;@ ].*)?$`)
 
 // requirementName is a requirement's normalized project name (PEP 503).
@@ -321,7 +326,7 @@ func requirementName(line string) string {
 	if len(name) == 0 {
 		return ""
 	}
-	return strings.ToLower(regexp.MustCompile(`[-_.]+`).ReplaceAllString(name[0], "-"))
+	return strings.ToLower(nameSeparatorsRE.ReplaceAllString(name[0], "-"))
 }
 
 // Conda packages the grading image provides in its own way, or that only
