@@ -387,7 +387,7 @@ func indexUnreachable(r io.Reader) string {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !unreachableLine(line) {
+		if !docker.PipIndexUnreachable(line) {
 			continue
 		}
 		line = strings.TrimSpace(pipLogTime.ReplaceAllString(line, ""))
@@ -397,21 +397,6 @@ func indexUnreachable(r io.Reader) string {
 		return docker.RedactURLCredentials(line)
 	}
 	return ""
-}
-
-func unreachableLine(line string) bool {
-	if strings.Contains(line, "Could not fetch URL") && !strings.Contains(line, "404 Client Error") {
-		return true
-	}
-	for _, s := range []string{"Failed to establish a new connection", "Temporary failure in name resolution",
-		"Name or service not known", "Read timed out", "ConnectTimeoutError", "ProxyError", "Connection reset by peer",
-		"Network is unreachable", "Connection refused", "SSLError", "CERTIFICATE_VERIFY_FAILED",
-		"is not a trusted or secure host", "No route to host"} {
-		if strings.Contains(line, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // pipErrors returns pip's error report: its output from the first ERROR

@@ -256,9 +256,27 @@ USER %d:%d
 // not have and also when it could not reach the index at all, so the
 // connection warnings it prints while retrying decide.
 func transientBuildFailure(log string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		if PipIndexUnreachable(line) {
+			return true
+		}
+	}
+	return false
+}
+
+// PipIndexUnreachable reports whether a line of pip's output (its console
+// or its debug log) says it could not use its index: not reached, or
+// refused other than with 404, which is how an index says it has no such
+// project.
+func PipIndexUnreachable(line string) bool {
+	if strings.Contains(line, "Could not fetch URL") && !strings.Contains(line, "404 Client Error") {
+		return true
+	}
 	for _, s := range []string{"Failed to establish a new connection", "Temporary failure in name resolution",
-		"Read timed out", "ConnectTimeoutError", "ProxyError", "Connection reset by peer", "Network is unreachable"} {
-		if strings.Contains(log, s) {
+		"Name or service not known", "Read timed out", "ConnectTimeoutError", "ProxyError", "Connection reset by peer",
+		"Network is unreachable", "Connection refused", "SSLError", "CERTIFICATE_VERIFY_FAILED",
+		"is not a trusted or secure host", "No route to host"} {
+		if strings.Contains(line, s) {
 			return true
 		}
 	}
