@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -58,10 +57,8 @@ type Error struct {
 	// when the answer was an outcome response.
 	CodeMajor   string
 	Description string
-	// RetryAfter is the delay a 429 or 503 answer asked for, 0 if none.
-	RetryAfter time.Duration
-	msg        string
-	err        error
+	msg         string
+	err         error
 }
 
 func (e *Error) Error() string { return e.msg }
@@ -136,9 +133,6 @@ func classify(resp *http.Response, data []byte, readErr error, creds Credentials
 	}
 	code := resp.StatusCode
 	transientStatus := code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests
-	if transientStatus {
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
-	}
 	if readErr != nil {
 		e.err = readErr
 		return fail(code < 200 || code >= 300 && !transientStatus,
@@ -180,23 +174,6 @@ func (c *Client) httpClient() *http.Client {
 	cp := *hc
 	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &cp
-}
-
-// retryAfter reads a Retry-After header in seconds or as an HTTP date.
-func retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 // snippet quotes the start of an answer for an error message.
@@ -308,39 +285,3 @@ func parseResponse(data []byte) (*responseEnvelope, error) {
 	}
 	return &env, nil
 }
-
-// Backoff returns how long to wait before retry number attempt (0 for the
-// first retry): base doubled attempt times, at most max, with "equal
-// jitter": half of it fixed and half drawn by rand (a uniform value in
-// [0, 1); nil means math/rand/v2). Retries of many posts after an outage
-// are thus spread out, and none comes sooner than half the exponential
-// delay.
-func Backoff(attempt int, base, max time.Duration, rand func() float64) time.Duration {
-	if rand == nil {
-		rand = randFloat
-	}
-	if base <= 0 {
-		return 0
-	}
-	if max < base {
-		max = base
-	}
-	d := base
-	for i := 0; i < attempt && d < max; i++ {
-		d *= 2
-		if d <= 0 { // overflow
-			d = max
-		}
-	}
-	if d > max {
-		d = max
-	}
-	r := rand()
-	if r < 0 || r >= 1 || math.IsNaN(r) {
-		r = 0
-	}
-	half := d / 2
-	return d - half + time.Duration(r*float64(half))
-}
-
-var randFloat = rand.Float64

@@ -227,10 +227,6 @@ type Timing struct {
 	Container time.Duration // the container's own run: otter grading
 }
 
-// Overhead is the time the runner spent around otter: creating, copying,
-// starting, waiting, copying out, removing.
-func (t Timing) Overhead() time.Duration { return t.Total - t.Container }
-
 // Run implements grading.Runner.
 func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, error) {
 	res, _, err := r.RunTimed(ctx, job)
