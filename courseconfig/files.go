@@ -14,12 +14,15 @@ import (
 	"strings"
 )
 
-// Limits on what is read from a course repository.
+// Limits on what is read from a course repository. The graders
+// (grading/docker) refuse a zip beyond MaxZipEntries or MaxZipUnpacked with
+// the same reason CheckZip gives, so check-course and the course source
+// refuse exactly what grading would.
 const (
 	MaxConfigSize     = 10 << 20  // course-config.json
 	MaxZipSize        = 100 << 20 // one autograder zip
 	MaxZipEntries     = 10000     // entries in one zip
-	MaxZipUnpacked    = 1 << 30   // the sum of a zip's uncompressed sizes
+	MaxZipUnpacked    = 256 << 20 // the sum of a zip's uncompressed sizes
 	maxOtterConfigLen = 1 << 20   // otter_config.json inside a zip
 )
 

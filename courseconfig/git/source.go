@@ -17,9 +17,6 @@ import (
 	"github.com/otter-service/otter-service/service"
 )
 
-// MaxZipSize bounds the autograder zips the source will read.
-const MaxZipSize = courseconfig.MaxZipSize
-
 // Defaults of Options.
 const (
 	DefaultInterval     = time.Minute
@@ -233,7 +230,7 @@ func (s *Source) Autograder(ctx context.Context, a service.Assignment) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	data, err := snap.read(res.ZipPath, MaxZipSize)
+	data, err := snap.read(res.ZipPath, courseconfig.MaxZipSize)
 	var cerr *contentError
 	switch {
 	case errors.As(err, &cerr):

@@ -46,6 +46,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/otter-service/otter-service/courseconfig"
 	"github.com/otter-service/otter-service/grading"
 )
 
@@ -110,12 +111,6 @@ func (l *Limits) withDefaults() {
 		l.Timeout = 10 * time.Minute
 	}
 }
-
-// Limits on the autograder zip's contents.
-const (
-	maxZipEntries = 10000
-	maxZipBytes   = 256 << 20 // uncompressed
-)
 
 // Runner grades notebooks in containers.
 type Runner struct {
@@ -624,15 +619,16 @@ func (r *Runner) results(ctx context.Context, id string) ([]byte, error) {
 //	submission/  the kernel's working directory: the    student
 //	             notebook and the zip's files/
 //
-// The zip is read with limits: entry count, total size, and no entry that
-// would land outside its directory.
+// The zip is read with courseconfig.CheckZip's limits on entry count
+// (MaxZipEntries) and total unpacked size (MaxZipUnpacked), and no entry
+// that would land outside its directory.
 func jobArchive(job grading.Job, kernelConnection []byte) ([]byte, error) {
 	zr, err := zip.NewReader(bytes.NewReader(job.Autograder), int64(len(job.Autograder)))
 	if err != nil {
 		return nil, zipError("it is not a zip file (%v)", err)
 	}
-	if len(zr.File) > maxZipEntries {
-		return nil, zipError("it has more than %d entries", maxZipEntries)
+	if len(zr.File) > courseconfig.MaxZipEntries {
+		return nil, zipError("it has more than %d entries", courseconfig.MaxZipEntries)
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -726,8 +722,8 @@ func jobArchive(job grading.Job, kernelConnection []byte) ([]byte, error) {
 			return nil, err
 		}
 		total += f.UncompressedSize64
-		if total > maxZipBytes {
-			return nil, zipError("it unpacks to more than %d MiB", maxZipBytes>>20)
+		if total > courseconfig.MaxZipUnpacked {
+			return nil, zipError("it unpacks to more than %d MiB", courseconfig.MaxZipUnpacked>>20)
 		}
 		rc, err := f.Open()
 		if err != nil {
