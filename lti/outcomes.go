@@ -12,8 +12,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -57,8 +59,12 @@ type Error struct {
 	// when the answer was an outcome response.
 	CodeMajor   string
 	Description string
-	msg         string
-	err         error
+	// Unanswered is true when the request was sent whole but no answer came
+	// (a timeout, a connection that broke), or a success status came whose
+	// answer broke off: the outcome service may have applied it.
+	Unanswered bool
+	msg        string
+	err        error
 }
 
 func (e *Error) Error() string { return e.msg }
@@ -66,6 +72,13 @@ func (e *Error) Error() string { return e.msg }
 // Unwrap returns the underlying error (a network error, a context error),
 // if any.
 func (e *Error) Unwrap() error { return e.err }
+
+// IsUnanswered reports whether err is an *Error of a request that was sent
+// but got no (whole) answer: the outcome service may have applied it.
+func IsUnanswered(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Unanswered
+}
 
 // IsPermanent reports whether err is an *Error that retrying cannot fix.
 // Errors of other types are not permanent.
@@ -106,17 +119,25 @@ func (c *Client) ReplaceResult(ctx context.Context, creds Credentials, serviceUR
 	if err := signer.SignRequest(req, body); err != nil {
 		return &Error{Permanent: true, msg: creds.redact(err.Error())}
 	}
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) { wrote.Store(i.Err == nil) },
+	}))
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		msg := fmt.Sprintf("lti: posting the score: %v", err)
 		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 			msg = fmt.Sprintf("lti: posting to %s: no answer within %v", req.URL.Redacted(), timeout)
 		}
-		return &Error{msg: creds.redact(msg), err: err}
+		return &Error{msg: creds.redact(msg), err: err, Unanswered: wrote.Load()}
 	}
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	return classify(resp, data, readErr, creds)
+	err = classify(resp, data, readErr, creds)
+	if e, ok := err.(*Error); ok && readErr != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		e.Unanswered = true
+	}
+	return err
 }
 
 // classify turns an answer into nil or an *Error.

@@ -48,6 +48,8 @@ type Config struct {
 	PostRetryPeriod  time.Duration // how long a post is retried after grading; default 6h
 	PostBackoffBase  time.Duration // the first retry's delay; default 30s
 	PostBackoffMax   time.Duration // the longest delay between retries; default 30m
+	PostTimeout      time.Duration // how long one post may wait for edX's answer; default 30s
+	PostPolicy       PostPolicy    // which of a student's grades edX keeps; default PostLatest
 	Now              func() time.Time
 }
 
@@ -70,6 +72,12 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
+	}
+	if cfg.PostTimeout <= 0 {
+		cfg.PostTimeout = 30 * time.Second
+	}
+	if cfg.PostPolicy == "" {
+		cfg.PostPolicy = PostLatest
 	}
 	if cfg.PostRetryPeriod <= 0 {
 		cfg.PostRetryPeriod = 6 * time.Hour

@@ -14,14 +14,16 @@ type Observer interface {
 	// grading is how long it ran; sinceReceived, for a recorded outcome,
 	// how long the student waited.
 	Graded(outcome string, grading, sinceReceived time.Duration)
-	// Posted is called after each attempt to post a grade.
-	Posted(outcome PostStatus)
+	// Posted is called after each attempt to post a grade, with its
+	// PostOutcome, and with "interrupted" for a post found in flight after
+	// its worker stopped (it is posted again).
+	Posted(outcome PostOutcome)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) Graded(string, time.Duration, time.Duration) {}
-func (nopObserver) Posted(PostStatus)                           {}
+func (nopObserver) Posted(PostOutcome)                          {}
 
 // ELIMIT is the code of a submission refused because its student already
 // has too many in flight.

@@ -2,36 +2,58 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 )
 
 // Poster posts grades to a course's gradebook (edX over LTI).
 type Poster interface {
-	// Post posts sub's grade, a fraction in [0, 1], for sub.User and
-	// sub.Assignment.
+	// Post posts grade, a fraction in [0, 1], for user and assignment.
 	// Returns EUNAVAILABLE for trouble worth retrying (the network, a
-	// timeout, the gradebook's 5xx); any other error is a refusal that
-	// retrying cannot change, and its message says why.
-	Post(ctx context.Context, sub *Submission) error
+	// timeout, the gradebook's 5xx), wrapping ErrNoAnswer when the request
+	// was sent but no answer came (the gradebook may have applied it); any
+	// other error is a refusal that retrying cannot change, and its message
+	// says why.
+	Post(ctx context.Context, p PostRequest) error
 }
 
-// postLease is how long one post attempt may take before another worker may
-// try the same post.
-const postLease = time.Minute
+// PostRequest is one grade to post.
+type PostRequest struct {
+	SubmissionID string // the submission whose grade it is, for the log
+	User         string
+	Assignment
+	Grade float64
+}
 
-// postLoop posts pending grades until ctx ends.
+// ErrNoAnswer is wrapped by a Poster's error for a request that was sent
+// whole but got no answer: the gradebook may have applied it.
+var ErrNoAnswer = errors.New("the request was sent but no answer came")
+
+// postLease is how long one post attempt may take before another worker
+// may claim the same post: well over the time one request may take.
+func (s *Service) postLease() time.Duration {
+	return max(time.Minute, 2*s.cfg.PostTimeout+10*time.Second)
+}
+
+// postLoop posts due grades until ctx ends.
 func (s *Service) postLoop(ctx context.Context) {
 	ticker := time.NewTicker(s.cfg.PollInterval)
 	defer ticker.Stop()
+	failures := 0
 	for ctx.Err() == nil {
-		sub, lease, err := s.store.ClaimPost(ctx, s.now(), postLease)
+		job, err := s.store.Claim(ctx, KindPost, s.now(), s.postLease())
 		if err != nil && ctx.Err() == nil {
-			s.log.Error("cannot claim a pending grade post from the store", "err", err)
+			s.log.Error("cannot claim a post from the store", "err", err)
+			failures++
+			if !s.pause(ctx, Backoff(failures, s.cfg.PollInterval, time.Minute)) {
+				return
+			}
+			continue
 		}
-		if sub == nil {
+		failures = 0
+		if job == nil {
 			select {
 			case <-ctx.Done():
 				return
@@ -40,88 +62,74 @@ func (s *Service) postLoop(ctx context.Context) {
 			}
 			continue
 		}
-		s.post(ctx, sub, lease)
+		s.post(ctx, job.Post, job.Lease)
 	}
 }
 
-// post makes one attempt at posting sub's grade and records its outcome.
-func (s *Service) post(ctx context.Context, sub *Submission, lease *Lease) {
-	log := s.logger(sub).With("post_attempt", sub.Post.Attempts)
-	p := s.attemptPost(ctx, sub, log)
-	s.cfg.Observer.Posted(p.Status)
-	if err := s.store.FinishPost(context.WithoutCancel(ctx), sub.ID, lease, p); err != nil {
-		log.Error("cannot record the grade post's outcome; the post will be attempted again", "err", err)
+// pause waits d, or until ctx ends (then it returns false).
+func (s *Service) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
-// attemptPost posts sub's grade unless a newer grade supersedes it, and
-// returns what became of the post.
-func (s *Service) attemptPost(ctx context.Context, sub *Submission, log *slog.Logger) Post {
-	newer, err := s.newerGrade(ctx, sub)
-	if err != nil {
-		log.Warn("cannot check for a newer grade before posting; will retry", "err", err)
-		return Post{Status: PostPending, LastError: "The grade could not be posted yet; it will be retried.", NextAt: s.now().Add(s.cfg.PostBackoffBase)}
+// post makes one attempt at posting the grade t.InFlight and records its
+// outcome.
+func (s *Service) post(ctx context.Context, t *PostTask, lease *Lease) {
+	sub := &Submission{ID: t.InFlight.SubmissionID, User: t.User, Assignment: t.Assignment}
+	log := s.logger(sub).With("post_attempt", t.Attempts, "grade", t.InFlight.Grade)
+	if t.Interrupted.SubmissionID != "" {
+		log.Warn("a post was in flight when its worker stopped; edX may hold its grade, so the selected grade is posted now",
+			"interrupted_submission", t.Interrupted.SubmissionID, "interrupted_grade", t.Interrupted.Grade)
+		s.cfg.Observer.Posted("interrupted")
 	}
-	if newer != "" {
-		log.Info("grade not posted: a newer submission's grade supersedes it", "newer", newer)
-		return Post{Status: PostSuperseded, LastError: fmt.Sprintf("A newer submission (%s) was graded; its grade is posted instead.", newer)}
+	r := s.attemptPost(ctx, t, sub, log)
+	s.cfg.Observer.Posted(r.Outcome)
+	if err := s.store.FinishPost(context.WithoutCancel(ctx), lease, r); err != nil {
+		log.Error("cannot record the post's outcome; the post will be made again when its lease expires", "err", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, postLease/2)
-	err = s.cfg.Poster.Post(pctx, sub)
+}
+
+// attemptPost posts t.InFlight and says what became of it.
+func (s *Service) attemptPost(ctx context.Context, t *PostTask, sub *Submission, log *slog.Logger) PostResult {
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PostTimeout)
+	err := s.cfg.Poster.Post(pctx, PostRequest{SubmissionID: t.InFlight.SubmissionID, User: t.User, Assignment: t.Assignment, Grade: t.InFlight.Grade})
+	timedOut := errors.Is(pctx.Err(), context.DeadlineExceeded)
 	cancel()
-	now := s.now()
+	now := s.now().UTC()
+	if err != nil && timedOut && !errors.Is(err, ErrNoAnswer) {
+		err = fmt.Errorf("%w: %w", err, ErrNoAnswer) // the time ran out waiting
+	}
+	retrying := now.Before(t.WantSince.Add(s.cfg.PostRetryPeriod))
 	switch {
 	case err == nil:
-		log.Info("grade posted", "grade", sub.Grade)
-		s.record(ctx, sub, LogInfo, fmt.Sprintf("grade %.4f posted to edX", sub.Grade), "")
-		return Post{Status: PostPosted, PostedAt: now.UTC()}
-	case ErrorCode(err) == EUNAVAILABLE && now.Before(sub.FinishedAt.Add(s.cfg.PostRetryPeriod)):
-		next := now.Add(postBackoff(sub.Post.Attempts, s.cfg.PostBackoffBase, s.cfg.PostBackoffMax))
+		log.Info("grade posted")
+		s.record(ctx, sub, LogInfo, fmt.Sprintf("grade %.4f posted to edX", t.InFlight.Grade), "")
+		return PostResult{Outcome: PostApplied, At: now}
+	case ErrorCode(err) == EUNAVAILABLE && errors.Is(err, ErrNoAnswer) && retrying:
+		// edX may apply it late, even after a later post: wait out the time
+		// it may take before posting the selected grade again.
+		next := now.Add(s.cfg.PostTimeout + Backoff(t.Attempts, s.cfg.PostBackoffBase, s.cfg.PostBackoffMax))
+		log.Warn("edX did not answer the grade post; it may have applied it; posting the selected grade again", "err", err, "next_attempt", next)
+		return PostResult{Outcome: PostUnanswered, At: now, NextAt: next,
+			Error: "edX did not answer in time (it may have recorded the grade); the grade will be posted again."}
+	case ErrorCode(err) == EUNAVAILABLE && retrying:
+		next := now.Add(Backoff(t.Attempts, s.cfg.PostBackoffBase, s.cfg.PostBackoffMax))
 		log.Warn("grade post failed; will retry", "err", err, "next_attempt", next)
-		return Post{Status: PostPending, LastError: ErrorMessage(err), NextAt: next.UTC()}
+		return PostResult{Outcome: PostRetry, At: now, NextAt: next, Error: ErrorMessage(err)}
 	case ErrorCode(err) == EUNAVAILABLE:
-		p := Post{Status: PostFailed, LastError: fmt.Sprintf("edX could not be reached for %s; the grade was not posted: %s", s.cfg.PostRetryPeriod, ErrorMessage(err))}
+		msg := fmt.Sprintf("edX could not be reached for %s; the grade was not posted: %s", s.cfg.PostRetryPeriod, ErrorMessage(err))
 		log.Error("grade post failed; retry period over, giving up", "err", err)
-		s.record(ctx, sub, LogError, p.LastError, err.Error())
-		return p
+		s.record(ctx, sub, LogError, msg, err.Error())
+		return PostResult{Outcome: PostRefused, At: now, Error: msg}
 	default:
 		log.Error("edX refused the grade", "err", err)
 		s.record(ctx, sub, LogError, ErrorMessage(err), err.Error()) // the poster says who refused
-		return Post{Status: PostFailed, LastError: ErrorMessage(err)}
+		return PostResult{Outcome: PostRefused, At: now, Error: ErrorMessage(err)}
 	}
-}
-
-// newerGrade returns the id of a graded submission of the same user and
-// assignment received after sub, or "": a regrade's grade is the one that
-// counts, so an older one is never posted over it.
-func (s *Service) newerGrade(ctx context.Context, sub *Submission) (string, error) {
-	grades, err := s.store.Grades(ctx, GradeFilter{User: sub.User, Assignment: sub.Assignment})
-	if err != nil {
-		return "", err
-	}
-	for _, g := range grades {
-		if g.SubmissionID == sub.ID {
-			continue
-		}
-		other, err := s.store.Submission(ctx, g.SubmissionID)
-		if err != nil {
-			return "", err
-		}
-		if other.ReceivedAt.After(sub.ReceivedAt) || other.ReceivedAt.Equal(sub.ReceivedAt) && other.ID > sub.ID {
-			return other.ID, nil
-		}
-	}
-	return "", nil
-}
-
-// postBackoff is the delay before post attempt n+1: exponential from base,
-// capped at max, with equal jitter so that posts failed together (edX down
-// on a deadline night) do not all come back at once.
-func postBackoff(n int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }

@@ -69,18 +69,24 @@ const (
 	PostNone       PostStatus = ""           // not graded (yet)
 	PostDisabled   PostStatus = "disabled"   // posting is off (POST_GRADE=false): recorded, not posted
 	PostPending    PostStatus = "pending"    // to be posted; retried until the retry period ends
-	PostPosted     PostStatus = "posted"     // the gradebook accepted it
+	PostPosted     PostStatus = "posted"     // the gradebook accepted it, and holds it
 	PostFailed     PostStatus = "failed"     // the gradebook refused it, or the retry period ended
-	PostSuperseded PostStatus = "superseded" // a newer submission's grade is posted instead
+	PostSuperseded PostStatus = "superseded" // never sent: another submission's grade (By) is posted instead
+	PostReplaced   PostStatus = "replaced"   // sent (at PostedAt), since replaced by another submission's grade (By)
 )
 
-// Post is the state of posting one submission's grade.
+// Post is the state of posting one submission's grade, as its status shows
+// it (see ViewPost). On the submission's own record, Status is PostPending
+// while posting is on (the student's post task tells the rest), PostedAt
+// when its grade was last sent and Confirmed whether edX answered.
 type Post struct {
 	Status    PostStatus
 	Attempts  int
 	LastError string    // the last attempt's error, for students and staff
 	NextAt    time.Time // pending: when the next attempt is due
-	PostedAt  time.Time // posted: when
+	PostedAt  time.Time // posted, replaced: when its grade was sent
+	Confirmed bool      // posted, replaced: edX answered that it applied it (else it may have)
+	By        string    // superseded, replaced: the submission whose grade is selected instead
 }
 
 // Question is one test's outcome, recorded in full; what a student may see
@@ -153,10 +159,3 @@ const (
 	LogInfo  = "info"
 	LogError = "error"
 )
-
-// Lease is a worker's claim on a submission. Only the holder of the current
-// token may finish or release the submission.
-type Lease struct {
-	Token   string
-	Expires time.Time
-}

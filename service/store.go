@@ -18,7 +18,8 @@ type Store interface {
 	// Returns ECONFLICT if a submission with s.ID already exists.
 	CreateSubmission(ctx context.Context, s *Submission, notebook []byte) error
 
-	// Submission returns the submission with the given id, without its notebook.
+	// Submission returns the submission with the given id, without its
+	// notebook, its Post as ViewPost shows it.
 	// Returns ENOTFOUND if there is none.
 	Submission(ctx context.Context, id string) (*Submission, error)
 
@@ -30,43 +31,51 @@ type Store interface {
 	// id, plus one. Returns ENOTFOUND if id does not exist or is not queued.
 	QueuePosition(ctx context.Context, id string) (int, error)
 
-	// Claim gives the caller a lease until now+ttl on the oldest submission
-	// that is queued, or whose grading lease expired at or before now (a
-	// worker died), marks it grading and counts the attempt. It returns
-	// (nil, nil) when there is nothing to claim.
-	Claim(ctx context.Context, now time.Time, ttl time.Duration) (*Submission, *Lease, error)
+	// Claim gives the caller a lease until now+ttl on the oldest due item
+	// of kind (see the lifecycle in queue.go): for KindGrade, the oldest
+	// queued submission not released until later, or one whose grading
+	// lease expired at or before now (a worker died), marked grading, its
+	// attempt counted in Submission.Attempts; for KindPost, the post due
+	// earliest (a lease that expired counting as due), marked posting, its
+	// attempt counted in PostTask.Attempts, with InFlight set to the grade
+	// selected now and Interrupted to the grade of a claim whose lease
+	// expired in flight. It returns (nil, nil) when nothing is due.
+	//
+	// However a claim's writes fail (before or after being applied, with
+	// the answer lost), the item is claimable again once the lease the
+	// failed claim would have had expires.
+	Claim(ctx context.Context, kind Kind, now time.Time, ttl time.Duration) (*Job, error)
 
-	// ExtendLease moves the lease's expiry to now+ttl and updates l.
+	// Extend moves the lease's expiry to now+ttl and updates l.
+	// Returns ECONFLICT if l is no longer the item's current lease.
+	Extend(ctx context.Context, l *Lease, now time.Time, ttl time.Duration) error
+
+	// Release returns a claimed item to the queue, as if never claimed this
+	// time (the attempt is not counted), not to be claimed again before
+	// notBefore (zero: at once). Items waiting for their time do not hold
+	// up the rest of the queue.
+	// Returns ECONFLICT if l is no longer the item's current lease.
+	Release(ctx context.Context, l *Lease, notBefore time.Time) error
+
+	// Finish completes a grading: for StatusGraded, the grade, questions
+	// and feedback, one Grade record (never two for one submission, however
+	// often Finish is retried) and, with out.Post PostPending, the grade
+	// offered to the student's post (OfferGrade, with out.Policy); for
+	// StatusFailed, the failure; for StatusNeedsReview, the grade,
+	// questions and feedback and the failure (what was detected), with no
+	// Grade record and no post. All in one atomic step.
 	// Returns ECONFLICT if l is no longer the submission's current lease.
-	ExtendLease(ctx context.Context, id string, l *Lease, now time.Time, ttl time.Duration) error
+	Finish(ctx context.Context, l *Lease, out Outcome) error
 
-	// Release returns a claimed submission to the queue, as if never claimed
-	// this time (the attempt is not counted), not to be claimed again before
-	// notBefore (zero: at once). Submissions waiting for their time do not
-	// hold up the rest of the queue.
-	// Returns ECONFLICT if l is no longer the submission's current lease.
-	Release(ctx context.Context, id string, l *Lease, notBefore time.Time) error
+	// FinishPost completes a post attempt: the task changes as
+	// ApplyPostResult says, and the submissions it sent record when
+	// (Post.PostedAt) and whether edX confirmed it, in one atomic step.
+	// Returns ECONFLICT if l is no longer the post's current lease.
+	FinishPost(ctx context.Context, l *Lease, r PostResult) error
 
-	// Finish records the outcome of grading: for StatusGraded, the grade,
-	// questions and feedback, and one Grade record (never two for one
-	// submission, however often Finish is retried); for StatusFailed, the
-	// failure; for StatusNeedsReview, the grade, questions and feedback and
-	// the failure (what was detected), with no Grade record and no post.
-	// All in one atomic step.
-	// Returns ECONFLICT if l is no longer the submission's current lease.
-	Finish(ctx context.Context, id string, l *Lease, out Outcome) error
-
-	// ClaimPost gives the caller a lease until now+ttl on the graded
-	// submission whose post is pending and due at or before now (the
-	// earliest due first, a lease that expired counting as due) and counts
-	// the attempt in Post.Attempts. It returns (nil, nil) when none is due.
-	ClaimPost(ctx context.Context, now time.Time, ttl time.Duration) (*Submission, *Lease, error)
-
-	// FinishPost records the outcome of a post attempt: p.Status PostPending
-	// with p.NextAt for a retry, or PostPosted, PostFailed or PostSuperseded.
-	// p.Attempts is ignored (the store counts them).
-	// Returns ECONFLICT if l is no longer the submission's current post lease.
-	FinishPost(ctx context.Context, id string, l *Lease, p Post) error
+	// PostTask returns the post of user's grade for assignment a.
+	// Returns ENOTFOUND if there is none.
+	PostTask(ctx context.Context, a Assignment, user string) (*PostTask, error)
 
 	// Grades returns the grade records matching f, oldest first.
 	Grades(ctx context.Context, f GradeFilter) ([]Grade, error)
@@ -98,7 +107,7 @@ type Store interface {
 	Ping(ctx context.Context) error
 
 	// Counts returns how many submissions are queued and grading, and how
-	// many grade posts are pending.
+	// many posts are queued or posting.
 	Counts(ctx context.Context) (Counts, error)
 
 	// InFlight returns how many of user's submissions are queued or grading.
@@ -125,7 +134,8 @@ type Counts struct {
 // Outcome is what grading produced.
 type Outcome struct {
 	Status     Status     // StatusGraded, StatusFailed or StatusNeedsReview
-	Post       PostStatus // StatusGraded: PostPending (due at FinishedAt) or PostDisabled
+	Post       PostStatus // StatusGraded: PostPending (offered to the student's post at FinishedAt) or PostDisabled
+	Policy     PostPolicy // with PostPending: which grade the post keeps; "" is PostLatest
 	Grade      float64
 	Questions  []Question
 	Feedback   []Feedback

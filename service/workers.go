@@ -49,25 +49,21 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) work(ctx, jobs context.Context) {
 	ticker := time.NewTicker(s.cfg.PollInterval)
 	defer ticker.Stop()
-	backoff := time.Duration(0)
+	failures := 0 // in a row: claims that failed, and gradings returned to the queue by our trouble
 	for ctx.Err() == nil {
-		if backoff > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
+		if failures > 0 && !s.pause(ctx, Backoff(failures, s.cfg.PollInterval, time.Minute)) {
+			return
 		}
-		sub, lease, err := s.store.Claim(ctx, s.now(), s.cfg.Lease)
+		job, err := s.store.Claim(ctx, KindGrade, s.now(), s.cfg.Lease)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("cannot claim work from the store", "err", err)
 			}
-			backoff = nextBackoff(backoff, s.cfg.PollInterval)
+			failures++
 			continue
 		}
-		if sub == nil {
-			backoff = 0
+		if job == nil {
+			failures = 0
 			select {
 			case <-ctx.Done():
 				return
@@ -76,19 +72,12 @@ func (s *Service) work(ctx, jobs context.Context) {
 			}
 			continue
 		}
-		if s.grade(jobs, sub, lease) {
-			backoff = 0
+		if s.grade(jobs, job.Submission, job.Lease) {
+			failures = 0
 		} else {
-			backoff = nextBackoff(backoff, s.cfg.PollInterval)
+			failures++
 		}
 	}
-}
-
-func nextBackoff(cur, base time.Duration) time.Duration {
-	if cur == 0 {
-		return base
-	}
-	return min(2*cur, time.Minute)
 }
 
 // grade grades one claimed submission and records the outcome. It returns
@@ -128,7 +117,7 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 	case err == nil:
 		out = Outcome{Status: StatusGraded, Grade: res.Grade, Questions: questions(res), Feedback: feedback(res), Post: PostDisabled}
 		if s.cfg.Poster != nil {
-			out.Post = PostPending
+			out.Post, out.Policy = PostPending, s.cfg.PostPolicy
 		}
 		log.Info("graded", "grade", res.Grade, "seconds", s.now().Sub(started).Seconds())
 		s.record(ctx, sub, LogInfo, fmt.Sprintf("graded: %.4f", res.Grade), "")
@@ -166,7 +155,7 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 			}
 		}
 		s.cfg.Observer.Graded("requeued", s.now().Sub(started), 0)
-		if rerr := s.store.Release(context.WithoutCancel(ctx), sub.ID, lease, notBefore); rerr != nil {
+		if rerr := s.store.Release(context.WithoutCancel(ctx), lease, notBefore); rerr != nil {
 			log.Error("cannot return the submission to the queue; it will be retried when its lease expires", "err", rerr)
 			return false
 		}
@@ -226,7 +215,7 @@ func (s *Service) keepLease(ctx context.Context, cancel context.CancelCauseFunc,
 			return
 		case <-t.C:
 		}
-		err := s.store.ExtendLease(ctx, sub.ID, lease, s.now(), s.cfg.Lease)
+		err := s.store.Extend(ctx, lease, s.now(), s.cfg.Lease)
 		switch {
 		case err == nil:
 		case ErrorCode(err) == ECONFLICT:
@@ -247,7 +236,7 @@ func (s *Service) finish(ctx context.Context, sub *Submission, lease *Lease, out
 	ctx = context.WithoutCancel(ctx)
 	deadline := lease.Expires
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-		err := s.store.Finish(ctx, sub.ID, lease, out)
+		err := s.store.Finish(ctx, lease, out)
 		if err == nil {
 			if out.Post == PostPending {
 				select {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/otter-service/otter-service/lti"
+	"github.com/otter-service/otter-service/service"
 )
 
 // posting is how grades are posted to edX when POST_GRADE is true.
@@ -15,6 +16,7 @@ type posting struct {
 	RetryPeriod time.Duration              // OTTER_POST_RETRY_PERIOD: how long a post is retried
 	BackoffBase time.Duration              // OTTER_POST_BACKOFF: the first retry's delay
 	Timeout     time.Duration              // OTTER_POST_TIMEOUT: one request to edX
+	Policy      service.PostPolicy         // OTTER_POST_POLICY: which of a student's grades edX keeps
 }
 
 // posting reads the settings of grade posting. Secrets are read from the
@@ -25,6 +27,10 @@ func (p *envParser) posting(c *config) *posting {
 		RetryPeriod: p.duration("OTTER_POST_RETRY_PERIOD", 6*time.Hour),
 		BackoffBase: p.duration("OTTER_POST_BACKOFF", 30*time.Second),
 		Timeout:     p.duration("OTTER_POST_TIMEOUT", 30*time.Second),
+		Policy:      service.PostPolicy(p.str("OTTER_POST_POLICY", string(service.PostLatest))),
+	}
+	if out.Policy != service.PostLatest && out.Policy != service.PostBest {
+		p.fail("OTTER_POST_POLICY must be %q (the newest graded submission's grade) or %q (the highest grade), got %q", service.PostLatest, service.PostBest, out.Policy)
 	}
 	if f := p.str("OTTER_LTI_CREDENTIALS_FILE", ""); f != "" {
 		b, err := os.ReadFile(f)

@@ -169,6 +169,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		VerboseLogging:  cfg.Verbose,
 		PostRetryPeriod: cfg.Posting.RetryPeriod,
 		PostBackoffBase: cfg.Posting.BackoffBase,
+		PostTimeout:     cfg.Posting.Timeout,
+		PostPolicy:      cfg.Posting.Policy,
 	}
 	if cfg.PostGrade {
 		svcCfg.Poster = &edx.Poster{
@@ -177,7 +179,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			Credentials: edx.StaticCredentials(cfg.Posting.Default, cfg.Posting.PerCourse),
 			Client:      &lti.Client{Timeout: cfg.Posting.Timeout},
 		}
-		log.Info("grades are posted to edX", "edx_url", cfg.EdXURL, "retry_period", cfg.Posting.RetryPeriod)
+		log.Info("grades are posted to edX", "edx_url", cfg.EdXURL, "retry_period", cfg.Posting.RetryPeriod, "policy", cfg.Posting.Policy)
 	} else {
 		log.Info("POST_GRADE is false: grades are recorded, not posted to edX")
 	}

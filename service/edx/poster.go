@@ -24,7 +24,7 @@ type Poster struct {
 var _ service.Poster = (*Poster)(nil)
 
 // Post implements service.Poster.
-func (p *Poster) Post(ctx context.Context, sub *service.Submission) error {
+func (p *Poster) Post(ctx context.Context, sub service.PostRequest) error {
 	a, err := p.Courses.Resolve(ctx, sub.Assignment)
 	if err != nil {
 		return err // EUNAVAILABLE while the course's materials cannot be read: retried
@@ -46,6 +46,8 @@ func (p *Poster) Post(ctx context.Context, sub *service.Submission) error {
 		return nil
 	case lti.IsPermanent(err):
 		return service.Errorf(service.EUNPROCESSABLE, "edX refused the grade: %v", err)
+	case lti.IsUnanswered(err):
+		return fmt.Errorf("%w: %w", service.Errorf(service.EUNAVAILABLE, "edX did not answer: %v", err), service.ErrNoAnswer)
 	default:
 		return service.Errorf(service.EUNAVAILABLE, "edX could not be reached: %v", err)
 	}

@@ -75,14 +75,15 @@ func TestConflictingClaimIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	got, lease, err := a.Claim(ctx, now, time.Minute)
+	got, err := a.Claim(ctx, service.KindGrade, now, time.Minute)
 	if err != nil || got == nil {
 		t.Fatalf("replica A's claim: %v %v", got, err)
 	}
-	if other, _, err := b.Claim(ctx, now, time.Minute); err != nil || other != nil {
+	lease := got.Lease
+	if other, err := b.Claim(ctx, service.KindGrade, now, time.Minute); err != nil || other != nil {
 		t.Fatalf("replica B claimed %v (%v) while A held it", other, err)
 	}
-	if err := a.Finish(ctx, sub.ID, lease, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now}); err != nil {
+	if err := a.Finish(ctx, lease, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -112,13 +113,14 @@ func TestQuestionFields(t *testing.T) {
 	if err := s.CreateSubmission(ctx, sub, []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	_, lease, err := s.Claim(ctx, time.Now(), time.Minute)
-	if err != nil || lease == nil {
+	job, err := s.Claim(ctx, service.KindGrade, time.Now(), time.Minute)
+	if err != nil || job == nil {
 		t.Fatalf("claim: %v", err)
 	}
+	lease := job.Lease
 	qs := []service.Question{{Name: "q1", Score: 1, MaxScore: 2, Visibility: "hidden", Output: "q1 results:\n    q1 - 2 result: failed"}}
 	fb := []service.Feedback{{Name: "Public Tests", Visibility: "visible", Output: "q1 results:\n    q1 - 1 result: passed"}}
-	if err := s.Finish(ctx, sub.ID, lease, service.Outcome{Status: service.StatusGraded, Grade: 0.5, Questions: qs, Feedback: fb, FinishedAt: time.Now()}); err != nil {
+	if err := s.Finish(ctx, lease, service.Outcome{Status: service.StatusGraded, Grade: 0.5, Questions: qs, Feedback: fb, FinishedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	doc := client.Collection(env + "-submissions").Doc(sub.ID)

@@ -9,6 +9,7 @@ import (
 	gfs "cloud.google.com/go/firestore"
 
 	"github.com/otter-service/otter-service/internal/testenv"
+	"github.com/otter-service/otter-service/service"
 	"github.com/otter-service/otter-service/service/firestore"
 )
 
@@ -46,9 +47,9 @@ func TestDocumentsWithoutNotebookName(t *testing.T) {
 	if err != nil || sub.NotebookName != "" || sub.GradingName() != "lab01.ipynb" {
 		t.Fatalf("old submission: %+v, %v; want no name, graded as lab01.ipynb", sub, err)
 	}
-	claimed, _, err := s.Claim(ctx, now.Add(time.Second), time.Minute)
-	if err != nil || claimed == nil || claimed.ID != "old" || claimed.NotebookName != "" {
-		t.Fatalf("claim of the old submission: %+v, %v", claimed, err)
+	job, err := s.Claim(ctx, service.KindGrade, now.Add(time.Second), time.Minute)
+	if err != nil || job == nil || job.Submission.ID != "old" || job.Submission.NotebookName != "" {
+		t.Fatalf("claim of the old submission: %+v, %v", job, err)
 	}
 	h, err := s.Held(ctx, "k", now)
 	if err != nil || string(h.Body) != "{}" || h.NotebookName != "" {

@@ -524,6 +524,8 @@ type postResponse struct {
 	LastError     string             `json:"last_error,omitempty"`
 	NextAttemptAt *time.Time         `json:"next_attempt_at,omitempty"`
 	PostedAt      *time.Time         `json:"posted_at,omitempty"`
+	Confirmed     *bool              `json:"confirmed,omitempty"`   // posted, replaced: whether edX answered that it applied it
+	ReplacedBy    string             `json:"replaced_by,omitempty"` // superseded, replaced: the submission whose grade is posted instead
 }
 
 func (a *api) status(c *gin.Context) error {
@@ -553,9 +555,13 @@ func (a *api) status(c *gin.Context) error {
 		resp.Grade = &g
 		resp.Message = "Your notebook has been graded."
 		if p := st.Post; p.Status != service.PostNone {
-			resp.Post = &postResponse{Status: p.Status, Attempts: p.Attempts, LastError: p.LastError, PostedAt: timePtr(p.PostedAt)}
+			resp.Post = &postResponse{Status: p.Status, Attempts: p.Attempts, LastError: p.LastError, PostedAt: timePtr(p.PostedAt), ReplacedBy: p.By}
 			if p.Status == service.PostPending {
 				resp.Post.NextAttemptAt = timePtr(p.NextAt)
+			}
+			if !p.PostedAt.IsZero() {
+				confirmed := p.Confirmed
+				resp.Post.Confirmed = &confirmed
 			}
 			switch p.Status {
 			case service.PostDisabled:
@@ -567,7 +573,13 @@ func (a *api) status(c *gin.Context) error {
 			case service.PostFailed:
 				resp.Message += " The grade could not be posted to edX: " + p.LastError + " Tell your course staff."
 			case service.PostSuperseded:
-				resp.Message += " A newer submission's grade is posted to edX instead."
+				resp.Message += " It was not posted to edX: the grade of another submission (" + p.By + ") is the one posted."
+			case service.PostReplaced:
+				if p.Confirmed {
+					resp.Message += " The grade was posted to edX at " + p.PostedAt.Format("15:04 UTC on 2 Jan") + ", since replaced by the grade of another submission (" + p.By + ")."
+				} else {
+					resp.Message += " The grade was sent to edX at " + p.PostedAt.Format("15:04 UTC on 2 Jan") + " (edX did not confirm it), since replaced by the grade of another submission (" + p.By + ")."
+				}
 			}
 		}
 	case service.StatusNeedsReview:

@@ -405,9 +405,9 @@ func TestRepeatedlyInterruptedSubmissionFails(t *testing.T) {
 	// Three workers claimed it and died (their leases lapsed long ago).
 	past := time.Now().Add(-time.Hour)
 	for i := 0; i < 3; i++ {
-		sub, _, err := srv.store.Claim(context.Background(), past.Add(time.Duration(i)*10*time.Minute), time.Minute)
-		if err != nil || sub == nil || sub.ID != s.ID {
-			t.Fatalf("claim %d: %v %v", i, sub, err)
+		job, err := srv.store.Claim(context.Background(), service.KindGrade, past.Add(time.Duration(i)*10*time.Minute), time.Minute)
+		if err != nil || job == nil || job.Submission.ID != s.ID {
+			t.Fatalf("claim %d: %v %v", i, job, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -21,20 +21,20 @@ type fakePoster struct {
 	posted []string
 }
 
-func (p *fakePoster) Post(_ context.Context, sub *service.Submission) error {
+func (p *fakePoster) Post(_ context.Context, sub service.PostRequest) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.calls == nil {
 		p.calls = map[string]int{}
 	}
-	p.calls[sub.ID]++
+	p.calls[sub.SubmissionID]++
 	switch {
 	case p.refuse:
 		return service.Errorf(service.EUNPROCESSABLE, "edX refused the grade: User not found.")
 	case !p.open:
 		return service.Errorf(service.EUNAVAILABLE, "edX could not be reached: HTTP 503")
 	}
-	p.posted = append(p.posted, sub.ID)
+	p.posted = append(p.posted, sub.SubmissionID)
 	return nil
 }
 
@@ -64,8 +64,10 @@ func TestRegradeSupersedes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go srv.svc.Run(ctx)
+	// Both graded, and the post (of the newer grade, selected over the
+	// older) tried while edX is down.
 	waitFor(t, func() bool {
-		return postStatus(t, srv, older.ID).Attempts > 0 && postStatus(t, srv, newer.ID).Attempts > 0
+		return postStatus(t, srv, older.ID).Status == service.PostSuperseded && postStatus(t, srv, newer.ID).Attempts > 0
 	})
 	poster.set(func(p *fakePoster) { p.open = true })
 	waitFor(t, func() bool {
@@ -76,7 +78,7 @@ func TestRegradeSupersedes(t *testing.T) {
 			t.Errorf("posted %v; want only the newer submission %s", p.posted, newer.ID)
 		}
 	})
-	if st := getStatus(t, srv.URL+older.StatusURL); !strings.Contains(st.Message, "newer submission") {
+	if st := getStatus(t, srv.URL+older.StatusURL); !strings.Contains(st.Message, "another submission ("+newer.ID+") is the one posted") {
 		t.Errorf("the older submission's status says %q", st.Message)
 	}
 }

@@ -109,7 +109,7 @@ func (m *Metrics) Graded(outcome string, grading, sinceReceived time.Duration) {
 }
 
 // Posted implements service.Observer.
-func (m *Metrics) Posted(outcome service.PostStatus) { m.posts.WithLabelValues(string(outcome)).Inc() }
+func (m *Metrics) Posted(outcome service.PostOutcome) { m.posts.WithLabelValues(string(outcome)).Inc() }
 
 // HTTP records one request.
 func (m *Metrics) HTTP(route string, status int, d time.Duration) {

@@ -14,12 +14,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -39,6 +39,8 @@ type Store struct {
 	quit    chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
+
+	faults atomic.Pointer[func(op string, applied bool) error] // set by the tests only
 }
 
 var _ service.Store = (*Store)(nil)
@@ -76,7 +78,8 @@ CREATE TABLE IF NOT EXISTS submissions (
 	post_token    TEXT,
 	not_before    INTEGER,
 	notebook_name TEXT,
-	feedback      TEXT
+	feedback      TEXT,
+	post_confirmed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS submissions_queued ON submissions(seq) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS submissions_leased ON submissions(lease_expires) WHERE status = 'grading';
@@ -110,6 +113,28 @@ CREATE TABLE IF NOT EXISTS logs (
 	timestamp     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_submission ON logs(submission_id, seq);
+CREATE TABLE IF NOT EXISTS posts (
+	key           TEXT PRIMARY KEY,
+	user          TEXT NOT NULL,
+	course        TEXT NOT NULL,
+	section       TEXT NOT NULL,
+	assignment    TEXT NOT NULL,
+	status        TEXT NOT NULL,
+	not_before    INTEGER,
+	attempts      INTEGER NOT NULL DEFAULT 0,
+	lease_token   TEXT,
+	lease_expires INTEGER,
+	claimed_at    INTEGER,
+	last_error    TEXT,
+	want          TEXT,
+	want_since    INTEGER,
+	inflight      TEXT,
+	interrupted   TEXT,
+	sent          TEXT,
+	confirmed     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS posts_due ON posts(not_before) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS posts_leased ON posts(lease_expires) WHERE status = 'posting';
 CREATE TABLE IF NOT EXISTS held (
 	key           TEXT PRIMARY KEY,
 	body          BLOB NOT NULL,
@@ -167,135 +192,72 @@ func (s *Store) Close() error {
 	return errors.Join(s.w.Close(), s.r.Close(), s.blobs.close())
 }
 
-type createReq struct {
-	sub      *service.Submission
-	notebook []byte
-	crc      uint32
-	ref      blobRef // set by the group commit
-	err      chan error
-}
-
-// CreateSubmission implements service.Store.
-func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, notebook []byte) error {
-	req := &createReq{sub: sub, notebook: notebook, crc: checksum(notebook), err: make(chan error, 1)}
-	select {
-	case s.creates <- req:
-	case <-s.quit:
-		return service.Errorf(service.EUNAVAILABLE, "The service is shutting down; please submit again in a minute.")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	// Once handed over, the write happens whatever ctx says; wait for it so
-	// the caller never acknowledges a submission that is not on disk (and
-	// keeps notebook's memory until it has been written).
-	return <-req.err
-}
-
-// groupCommit is the first stage of the write pipeline: it gathers the
-// submissions that arrived while the previous batch was being written, and
-// writes their notebooks to disk with one write and one flush. The
-// second stage, commitRows, commits their rows while this stage flushes the
-// next batch.
-func (s *Store) groupCommit() {
-	defer s.wg.Done()
-	defer close(s.flushed)
-	for {
-		var req *createReq
-		select {
-		case req = <-s.creates:
-		case <-s.quit:
-			return
-		}
-		batch := []*createReq{req}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.creates:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		if err := s.writeNotebooks(batch); err != nil {
-			for _, r := range batch {
-				r.err <- err
-			}
-			continue
-		}
-		s.flushed <- batch
-	}
-}
-
-// writeNotebooks appends the batch's notebooks to a segment and flushes it:
-// once a row is committed, its notebook must be on disk.
-func (s *Store) writeNotebooks(batch []*createReq) error {
-	blobs := make([][]byte, len(batch))
-	crcs := make([]uint32, len(batch))
-	for i, r := range batch {
-		blobs[i], crcs[i] = r.notebook, r.crc
-	}
-	refs, seg, err := s.blobs.appendBatch(blobs, crcs)
-	if err != nil {
-		return mapError(err)
-	}
-	if err := seg.f.Sync(); err != nil {
-		return mapError(err)
-	}
-	for i, r := range batch {
-		r.ref = refs[i]
-	}
-	return nil
-}
-
-// commitRows is the second stage of the write pipeline.
-func (s *Store) commitRows() {
-	defer s.wg.Done()
-	for batch := range s.flushed {
-		err := s.insert(batch)
-		if err != nil && len(batch) > 1 {
-			// Do not let one bad submission fail the others.
-			for _, r := range batch {
-				r.err <- s.insert([]*createReq{r})
-			}
-			continue
-		}
-		for _, r := range batch {
-			r.err <- err
-		}
-	}
-}
-
-func (s *Store) insert(batch []*createReq) error {
-	return mapError(s.tx(context.Background(), func(tx *sql.Tx) error {
-		for _, r := range batch {
-			sub := r.sub
-			_, err := tx.Exec(`INSERT INTO submissions (id, user, course, section, assignment, status, received_at, notebook_name)
-				VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
-				sub.ID, sub.User, sub.Course, sub.Section, sub.Assignment.Assignment, sub.ReceivedAt.UnixNano(), sub.NotebookName)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(`INSERT INTO notebooks (id, segment, offset, length, crc32) VALUES (?, ?, ?, ?, ?)`,
-				sub.ID, r.ref.seg, r.ref.off, r.ref.length, r.ref.crc); err != nil {
-				return err
-			}
-		}
-		return nil
-	}))
-}
-
 // migrate brings a database made by an earlier version up to the schema.
 func migrate(db *sql.DB) error {
 	if err := addColumns(db, "submissions", "post_status TEXT", "post_attempts INTEGER NOT NULL DEFAULT 0", "post_error TEXT",
-		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT", "not_before INTEGER", "notebook_name TEXT", "feedback TEXT"); err != nil {
+		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT", "not_before INTEGER", "notebook_name TEXT", "feedback TEXT",
+		"post_confirmed INTEGER NOT NULL DEFAULT 0"); err != nil {
+		return err
+	}
+	if err := migratePosts(db); err != nil {
 		return err
 	}
 	if err := addColumns(db, "held", "notebook_name TEXT"); err != nil {
 		return err
 	}
-	_, err := db.Exec(`CREATE INDEX IF NOT EXISTS submissions_post_due ON submissions(post_next_at) WHERE post_status = 'pending';
+	_, err := db.Exec(`DROP INDEX IF EXISTS submissions_post_due;
 		CREATE INDEX IF NOT EXISTS submissions_user_active ON submissions(user) WHERE status IN ('queued', 'grading')`)
 	return err
+}
+
+// migratePosts moves the posts of a version that posted per submission
+// (post_status 'pending' with a post_next_at, no posts row) into the posts
+// table: each student's newest such grade becomes the post's selected
+// grade, due at once; grades posted by that version are recorded as sent.
+func migratePosts(db *sql.DB) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`UPDATE submissions SET post_confirmed = 1 WHERE post_status = 'posted' AND post_confirmed = 0`); err != nil {
+		return err
+	}
+	rows, err := tx.Query(`SELECT id, user, course, section, assignment, grade, received_at, finished_at FROM submissions
+		WHERE post_status = 'pending' AND post_next_at IS NOT NULL ORDER BY seq`)
+	if err != nil {
+		return err
+	}
+	type old struct {
+		user     string
+		a        service.Assignment
+		g        service.PostedGrade
+		finished int64
+	}
+	var olds []old
+	for rows.Next() {
+		var o old
+		var received int64
+		if err := rows.Scan(&o.g.SubmissionID, &o.user, &o.a.Course, &o.a.Section, &o.a.Assignment, &o.g.Grade, &received, &o.finished); err != nil {
+			rows.Close()
+			return err
+		}
+		o.g.ReceivedAt = time.Unix(0, received).UTC()
+		olds = append(olds, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, o := range olds {
+		if err := offerGrade(tx, o.user, o.a, o.g, time.Unix(0, o.finished).UTC(), service.PostLatest); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE submissions SET post_next_at = NULL WHERE id = ?`, o.g.SubmissionID); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // addColumns adds to table those of the columns (name and type) it lacks.
@@ -328,358 +290,9 @@ func addColumns(db *sql.DB, table string, columns ...string) error {
 	return nil
 }
 
-const submissionColumns = `id, user, course, section, assignment, status, received_at, started_at,
-	finished_at, attempts, grade, questions, failure_code, failure_msg,
-	post_status, post_attempts, post_error, post_next_at, posted_at, notebook_name, feedback`
-
-func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, error) {
-	var (
-		sub                        service.Submission
-		received                   int64
-		started, finished          sql.NullInt64
-		grade                      sql.NullFloat64
-		questions, fcode, fmessage sql.NullString
-		pstatus, perror            sql.NullString
-		pnext, posted              sql.NullInt64
-		notebookName, feedback     sql.NullString
-	)
-	err := row.Scan(&sub.ID, &sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &sub.Status,
-		&received, &started, &finished, &sub.Attempts, &grade, &questions, &fcode, &fmessage,
-		&pstatus, &sub.Post.Attempts, &perror, &pnext, &posted, &notebookName, &feedback)
-	if err != nil {
-		return nil, err
-	}
-	sub.NotebookName = notebookName.String
-	sub.Post.Status = service.PostStatus(pstatus.String)
-	sub.Post.LastError = perror.String
-	if pnext.Valid {
-		sub.Post.NextAt = time.Unix(0, pnext.Int64).UTC()
-	}
-	if posted.Valid {
-		sub.Post.PostedAt = time.Unix(0, posted.Int64).UTC()
-	}
-	sub.ReceivedAt = time.Unix(0, received).UTC()
-	if started.Valid {
-		sub.StartedAt = time.Unix(0, started.Int64).UTC()
-	}
-	if finished.Valid {
-		sub.FinishedAt = time.Unix(0, finished.Int64).UTC()
-	}
-	sub.Grade = grade.Float64
-	if questions.Valid && questions.String != "" {
-		if err := json.Unmarshal([]byte(questions.String), &sub.Questions); err != nil {
-			return nil, fmt.Errorf("submission %s: questions: %w", sub.ID, err)
-		}
-	}
-	if feedback.Valid && feedback.String != "" { // NULL in rows from before it was kept
-		if err := json.Unmarshal([]byte(feedback.String), &sub.Feedback); err != nil {
-			return nil, fmt.Errorf("submission %s: feedback: %w", sub.ID, err)
-		}
-	}
-	if fcode.Valid {
-		sub.Failure = &service.Failure{Code: fcode.String, Message: fmessage.String}
-	}
-	return &sub, nil
-}
-
-// Submission implements service.Store.
-func (s *Store) Submission(ctx context.Context, id string) (*service.Submission, error) {
-	sub, err := scanSubmission(s.r.QueryRowContext(ctx, `SELECT `+submissionColumns+` FROM submissions WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, service.Errorf(service.ENOTFOUND, "There is no submission %q.", id)
-	}
-	return sub, mapError(err)
-}
-
-// Notebook implements service.Store.
-func (s *Store) Notebook(ctx context.Context, id string) ([]byte, error) {
-	var ref blobRef
-	err := s.r.QueryRowContext(ctx, `SELECT segment, offset, length, crc32 FROM notebooks WHERE id = ?`, id).
-		Scan(&ref.seg, &ref.off, &ref.length, &ref.crc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, service.Errorf(service.ENOTFOUND, "There is no submission %q.", id)
-	}
-	if err != nil {
-		return nil, mapError(err)
-	}
-	nb, err := s.blobs.read(ref)
-	return nb, mapError(err)
-}
-
-// QueuePosition implements service.Store.
-func (s *Store) QueuePosition(ctx context.Context, id string) (int, error) {
-	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM submissions
-		WHERE status = 'queued' AND seq <= (SELECT seq FROM submissions WHERE id = ? AND status = 'queued')`, id).Scan(&n)
-	if err != nil {
-		return 0, mapError(err)
-	}
-	if n == 0 {
-		return 0, service.Errorf(service.ENOTFOUND, "Submission %q is not queued.", id)
-	}
-	return n, nil
-}
-
-// Claim implements service.Store.
-func (s *Store) Claim(ctx context.Context, now time.Time, ttl time.Duration) (*service.Submission, *service.Lease, error) {
-	var sub *service.Submission
-	lease := &service.Lease{Token: service.NewID(), Expires: now.Add(ttl).UTC()}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		// The oldest of: the first queued submission, and the first whose
-		// lease expired.
-		row := tx.QueryRow(`SELECT id FROM (
-				SELECT id, seq FROM (SELECT id, seq FROM submissions WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) ORDER BY seq LIMIT 1)
-				UNION ALL
-				SELECT id, seq FROM (SELECT id, seq FROM submissions WHERE status = 'grading' AND lease_expires <= ? ORDER BY lease_expires LIMIT 1)
-			) ORDER BY seq LIMIT 1`, now.UnixNano(), now.UnixNano())
-		var id string
-		if err := row.Scan(&id); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil
-			}
-			return err
-		}
-		var err error
-		sub, err = scanSubmission(tx.QueryRow(`UPDATE submissions
-			SET status = 'grading', lease_token = ?, lease_expires = ?, attempts = attempts + 1, started_at = ?
-			WHERE id = ? RETURNING `+submissionColumns,
-			lease.Token, lease.Expires.UnixNano(), now.UnixNano(), id))
-		return err
-	})
-	if err != nil || sub == nil {
-		return nil, nil, mapError(err)
-	}
-	return sub, lease, nil
-}
-
-// ExtendLease implements service.Store.
-func (s *Store) ExtendLease(ctx context.Context, id string, l *service.Lease, now time.Time, ttl time.Duration) error {
-	expires := now.Add(ttl).UTC()
-	err := s.exec1(ctx, `UPDATE submissions SET lease_expires = ? WHERE id = ? AND lease_token = ? AND status = 'grading'`,
-		expires.UnixNano(), id, l.Token)
-	if err == nil {
-		l.Expires = expires
-	}
-	return err
-}
-
-// Release implements service.Store.
-func (s *Store) Release(ctx context.Context, id string, l *service.Lease, notBefore time.Time) error {
-	var nb any
-	if !notBefore.IsZero() {
-		nb = notBefore.UnixNano()
-	}
-	return s.exec1(ctx, `UPDATE submissions
-		SET status = 'queued', lease_token = NULL, lease_expires = NULL, attempts = MAX(attempts - 1, 0), not_before = ?
-		WHERE id = ? AND lease_token = ? AND status = 'grading'`, nb, id, l.Token)
-}
-
-// Finish implements service.Store.
-func (s *Store) Finish(ctx context.Context, id string, l *service.Lease, out service.Outcome) error {
-	var questions, feedback []byte
-	var fcode, fmsg any
-	scored := out.Status == service.StatusGraded || out.Status == service.StatusNeedsReview
-	if scored {
-		var err error
-		if questions, err = json.Marshal(out.Questions); err != nil {
-			return err
-		}
-		if len(out.Feedback) > 0 {
-			if feedback, err = json.Marshal(out.Feedback); err != nil {
-				return err
-			}
-		}
-	}
-	if out.Failure != nil {
-		fcode, fmsg = out.Failure.Code, out.Failure.Message
-	}
-	var grade, post, postDue any
-	if scored {
-		grade = out.Grade
-	}
-	if out.Status == service.StatusGraded {
-		post = string(out.Post)
-		if out.Post == service.PostPending {
-			postDue = out.FinishedAt.UnixNano()
-		}
-	}
-	return mapError(s.tx(ctx, func(tx *sql.Tx) error {
-		// The lease token stays on a finished submission, so a retried
-		// Finish by the same holder matches again and changes nothing new.
-		var sub service.Submission
-		var finished sql.NullInt64
-		err := tx.QueryRow(`UPDATE submissions
-			SET status = ?, grade = ?, questions = ?, feedback = ?, failure_code = ?, failure_msg = ?, lease_expires = NULL,
-				finished_at = COALESCE(finished_at, ?), post_status = COALESCE(post_status, ?), post_next_at = COALESCE(post_next_at, ?)
-			WHERE id = ? AND lease_token = ? AND status IN ('grading', ?)
-			RETURNING user, course, section, assignment, finished_at`,
-			out.Status, grade, nullable(questions), nullable(feedback), fcode, fmsg, out.FinishedAt.UnixNano(), post, postDue, id, l.Token, out.Status).
-			Scan(&sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &finished)
-		if errors.Is(err, sql.ErrNoRows) {
-			return service.Errorf(service.ECONFLICT, "Submission %q is no longer held by this worker.", id)
-		}
-		if err != nil || out.Status != service.StatusGraded {
-			return err
-		}
-		_, err = tx.Exec(`INSERT INTO grades (submission_id, user, grade, course, section, assignment, timestamp)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (submission_id) DO UPDATE SET grade = excluded.grade`,
-			id, sub.User, out.Grade, sub.Course, sub.Section, sub.Assignment.Assignment, finished.Int64)
-		return err
-	}))
-}
-
-// ClaimPost implements service.Store.
-func (s *Store) ClaimPost(ctx context.Context, now time.Time, ttl time.Duration) (*service.Submission, *service.Lease, error) {
-	var sub *service.Submission
-	lease := &service.Lease{Token: service.NewID(), Expires: now.Add(ttl).UTC()}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var id string
-		err := tx.QueryRow(`SELECT id FROM submissions WHERE post_status = 'pending' AND post_next_at <= ?
-			ORDER BY post_next_at LIMIT 1`, now.UnixNano()).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		// The lease's expiry is also when the post is due again, should
-		// this attempt never finish.
-		sub, err = scanSubmission(tx.QueryRow(`UPDATE submissions
-			SET post_token = ?, post_next_at = ?, post_attempts = post_attempts + 1
-			WHERE id = ? RETURNING `+submissionColumns, lease.Token, lease.Expires.UnixNano(), id))
-		return err
-	})
-	if err != nil || sub == nil {
-		return nil, nil, mapError(err)
-	}
-	return sub, lease, nil
-}
-
-// FinishPost implements service.Store.
-func (s *Store) FinishPost(ctx context.Context, id string, l *service.Lease, p service.Post) error {
-	var next, posted any
-	if p.Status == service.PostPending {
-		next = p.NextAt.UnixNano()
-	}
-	if p.Status == service.PostPosted {
-		posted = p.PostedAt.UnixNano()
-	}
-	err := s.exec1(ctx, `UPDATE submissions SET post_status = ?, post_error = ?, post_next_at = ?, posted_at = ?
-		WHERE id = ? AND post_token = ? AND post_status = 'pending'`, string(p.Status), p.LastError, next, posted, id, l.Token)
-	if service.ErrorCode(err) == service.ECONFLICT {
-		return service.Errorf(service.ECONFLICT, "The post of submission %q is no longer held by this worker.", id)
-	}
-	return err
-}
-
-// Grades implements service.Store.
-func (s *Store) Grades(ctx context.Context, f service.GradeFilter) ([]service.Grade, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT submission_id, user, grade, course, section, assignment, timestamp
-		FROM grades
-		WHERE (?1 = '' OR submission_id = ?1) AND (?2 = '' OR user = ?2) AND (?3 = '' OR course = ?3)
-		  AND (?4 = '' OR section = ?4) AND (?5 = '' OR assignment = ?5)
-		ORDER BY timestamp, submission_id`,
-		f.SubmissionID, f.User, f.Course, f.Section, f.Assignment.Assignment)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	defer rows.Close()
-	var out []service.Grade
-	for rows.Next() {
-		var g service.Grade
-		var ts int64
-		if err := rows.Scan(&g.SubmissionID, &g.User, &g.Grade, &g.Course, &g.Section, &g.Assignment.Assignment, &ts); err != nil {
-			return nil, mapError(err)
-		}
-		g.Timestamp = time.Unix(0, ts).UTC()
-		out = append(out, g)
-	}
-	return out, mapError(rows.Err())
-}
-
-// AppendLog implements service.Store.
-func (s *Store) AppendLog(ctx context.Context, e service.LogEntry) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO logs (submission_id, user, course, section, assignment, message, trace, type, timestamp)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.SubmissionID, e.User, e.Course, e.Section, e.Assignment.Assignment, e.Message, e.Trace, e.Type, e.Timestamp.UnixNano())
-	return mapError(err)
-}
-
-// Logs implements service.Store.
-func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT submission_id, user, course, section, assignment, message, trace, type, timestamp
-		FROM logs WHERE submission_id = ? ORDER BY seq`, submissionID)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	defer rows.Close()
-	var out []service.LogEntry
-	for rows.Next() {
-		var e service.LogEntry
-		var ts int64
-		if err := rows.Scan(&e.SubmissionID, &e.User, &e.Course, &e.Section, &e.Assignment.Assignment, &e.Message, &e.Trace, &e.Type, &ts); err != nil {
-			return nil, mapError(err)
-		}
-		e.Timestamp = time.Unix(0, ts).UTC()
-		out = append(out, e)
-	}
-	return out, mapError(rows.Err())
-}
-
-// Ping implements service.Store.
-func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
-		return mapError(err)
-	}
-	return mapError(s.w.PingContext(ctx))
-}
-
-// Counts implements service.Store.
-func (s *Store) Counts(ctx context.Context) (service.Counts, error) {
-	var c service.Counts
-	err := s.r.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM submissions WHERE status = 'queued'),
-		(SELECT count(*) FROM submissions WHERE status = 'grading'),
-		(SELECT count(*) FROM submissions WHERE post_status = 'pending')`).Scan(&c.Queued, &c.Grading, &c.PostsPending)
-	return c, mapError(err)
-}
-
-// InFlight implements service.Store.
-func (s *Store) InFlight(ctx context.Context, user string) (int, error) {
-	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM submissions WHERE user = ? AND status IN ('queued', 'grading')`, user).Scan(&n)
-	return n, mapError(err)
-}
-
-// Hold implements service.Store.
-func (s *Store) Hold(ctx context.Context, key string, h service.HeldSubmission, expires time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO held (key, body, expires, notebook_name) VALUES (?, ?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET body = excluded.body, expires = excluded.expires, notebook_name = excluded.notebook_name`,
-		key, h.Body, expires.UnixNano(), h.NotebookName)
-	return mapError(err)
-}
-
-// Held implements service.Store.
-func (s *Store) Held(ctx context.Context, key string, now time.Time) (service.HeldSubmission, error) {
-	var h service.HeldSubmission
-	var name sql.NullString
-	err := s.r.QueryRowContext(ctx, `SELECT body, notebook_name FROM held WHERE key = ? AND expires > ?`, key, now.UnixNano()).Scan(&h.Body, &name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return h, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")
-	}
-	h.NotebookName = name.String
-	return h, mapError(err)
-}
-
-// DropHeld implements service.Store.
-func (s *Store) DropHeld(ctx context.Context, key string, now time.Time) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM held WHERE key = ? OR expires <= ?`, key, now.UnixNano())
-	return mapError(err)
-}
-
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+// tx runs fn in a transaction on the writer connection. op names the step
+// for the fault hook of the conformance suite's fault-injection cases.
+func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -688,7 +301,24 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := s.fault(op, false); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	return s.fault(op, true)
+}
+
+// fault is the fault hook's answer for op's commit, before it is made
+// (applied false) or after (applied true, the answer lost): nil but in the
+// fault-injection tests.
+func (s *Store) fault(op string, applied bool) error {
+	if f := s.faults.Load(); f != nil {
+		return (*f)(op, applied)
+	}
+	return nil
 }
 
 // exec1 runs a write that must change exactly one row; ECONFLICT otherwise.

@@ -201,12 +201,13 @@ func TestMigratesToFeedback(t *testing.T) {
 	if err := s.CreateSubmission(ctx, sub, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	_, lease, err := s.Claim(ctx, time.Now(), time.Minute)
-	if err != nil || lease == nil {
+	job, err := s.Claim(ctx, service.KindGrade, time.Now(), time.Minute)
+	if err != nil || job == nil {
 		t.Fatalf("claim: %v", err)
 	}
+	lease := job.Lease
 	fb := []service.Feedback{{Name: "Public Tests", Visibility: "visible", Output: "q1 results: All test cases passed!"}}
-	if err := s.Finish(ctx, sub.ID, lease, service.Outcome{Status: service.StatusGraded, Grade: 1, Feedback: fb, FinishedAt: time.Now()}); err != nil {
+	if err := s.Finish(ctx, lease, service.Outcome{Status: service.StatusGraded, Grade: 1, Feedback: fb, FinishedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Submission(ctx, sub.ID); err != nil || len(got.Feedback) != 1 || got.Feedback[0] != fb[0] {

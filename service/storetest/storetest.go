@@ -14,7 +14,8 @@ import (
 	"github.com/otter-service/otter-service/service"
 )
 
-// Run runs the suite. open returns a new, empty store for each subtest.
+// Run runs the suite. open returns a new, empty store for each subtest; it
+// must implement Faulty.
 func Run(t *testing.T, open func(t *testing.T) service.Store) {
 	tests := []struct {
 		name string
@@ -38,8 +39,14 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"HeldBodies", testHeld},
 		{"NotebookName", testNotebookName},
 		{"GradePosts", testPosts},
+		{"NewestGradeWins", testNewestGradeWins},
+		{"BestGradeWins", testBestGradeWins},
+		{"RefusedPost", testPostRefused},
+		{"ConcurrentPostClaimsAreExclusive", testConcurrentPostClaims},
 		{"CountsAndInFlight", testCounts},
 		{"DisabledPostsAreNeverClaimed", testPostsDisabled},
+		{"GradingClaimSurvivesFaults", testClaimFaults(service.KindGrade)},
+		{"PostClaimSurvivesFaults", testClaimFaults(service.KindPost)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,11 +76,17 @@ func create(t *testing.T, s service.Store, sub *service.Submission, nb []byte) {
 
 func claim(t *testing.T, s service.Store, now time.Time) (*service.Submission, *service.Lease) {
 	t.Helper()
-	sub, l, err := s.Claim(context.Background(), now, time.Minute)
+	job, err := s.Claim(context.Background(), service.KindGrade, now, time.Minute)
 	if err != nil {
 		t.Fatalf("Claim: %v", err)
 	}
-	return sub, l
+	if job == nil {
+		return nil, nil
+	}
+	if job.Lease == nil || job.Submission == nil || job.Lease.Kind != service.KindGrade || job.Lease.ID != job.Submission.ID {
+		t.Fatalf("Claim = %+v: want a grading lease on its submission", job)
+	}
+	return job.Submission, job.Lease
 }
 
 func wantCode(t *testing.T, what string, err error, code string) {
@@ -176,7 +189,7 @@ func testExpiredLease(t *testing.T, s service.Store) {
 		t.Fatal("the new lease has the old lease's token")
 	}
 	// The first worker woke up late: it may no longer finish.
-	err := s.Finish(context.Background(), sub.ID, l1, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now})
+	err := s.Finish(context.Background(), l1, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now})
 	wantCode(t, "Finish with an expired, reclaimed lease", err, service.ECONFLICT)
 }
 
@@ -189,12 +202,12 @@ func testLeaseHolderOnly(t *testing.T, s service.Store) {
 	if got == nil {
 		t.Fatal("nothing claimed")
 	}
-	stranger := &service.Lease{Token: "someone-else", Expires: l.Expires}
-	wantCode(t, "ExtendLease by a stranger", s.ExtendLease(ctx, sub.ID, stranger, now, time.Minute), service.ECONFLICT)
-	wantCode(t, "Release by a stranger", s.Release(ctx, sub.ID, stranger, time.Time{}), service.ECONFLICT)
-	wantCode(t, "Finish by a stranger", s.Finish(ctx, sub.ID, stranger, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now}), service.ECONFLICT)
-	if err := s.ExtendLease(ctx, sub.ID, l, now.Add(50*time.Second), time.Minute); err != nil {
-		t.Fatalf("ExtendLease by the holder: %v", err)
+	stranger := &service.Lease{Kind: service.KindGrade, ID: sub.ID, Token: "someone-else", Expires: l.Expires}
+	wantCode(t, "Extend by a stranger", s.Extend(ctx, stranger, now, time.Minute), service.ECONFLICT)
+	wantCode(t, "Release by a stranger", s.Release(ctx, stranger, time.Time{}), service.ECONFLICT)
+	wantCode(t, "Finish by a stranger", s.Finish(ctx, stranger, service.Outcome{Status: service.StatusGraded, Grade: 1, FinishedAt: now}), service.ECONFLICT)
+	if err := s.Extend(ctx, l, now.Add(50*time.Second), time.Minute); err != nil {
+		t.Fatalf("Extend by the holder: %v", err)
 	}
 	if want := now.Add(110 * time.Second); !l.Expires.Equal(want) {
 		t.Errorf("extended lease expires %v, want %v", l.Expires, want)
@@ -209,8 +222,8 @@ func testRelease(t *testing.T, s service.Store) {
 	a, b := newSub(0, "alice"), newSub(1, "bob")
 	create(t, s, a, []byte("{}"))
 	create(t, s, b, []byte("{}"))
-	got, l := claim(t, s, t0.Add(time.Hour))
-	if err := s.Release(ctx, got.ID, l, time.Time{}); err != nil {
+	_, l := claim(t, s, t0.Add(time.Hour))
+	if err := s.Release(ctx, l, time.Time{}); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
 	sub, err := s.Submission(ctx, a.ID)
@@ -220,7 +233,7 @@ func testRelease(t *testing.T, s service.Store) {
 	if again, _ := claim(t, s, t0.Add(time.Hour)); again == nil || again.ID != a.ID {
 		t.Fatalf("after Release, Claim = %v; want %s back at the head of the queue", again, a.ID)
 	}
-	wantCode(t, "Release with a spent lease", s.Release(ctx, a.ID, l, time.Time{}), service.ECONFLICT)
+	wantCode(t, "Release with a spent lease", s.Release(ctx, l, time.Time{}), service.ECONFLICT)
 }
 
 // testReleaseUntil: a submission released until later does not hold up the
@@ -235,7 +248,7 @@ func testReleaseUntil(t *testing.T, s service.Store) {
 	if got == nil || got.ID != a.ID {
 		t.Fatalf("Claim = %+v; want %s", got, a.ID)
 	}
-	if err := s.Release(ctx, a.ID, l, now.Add(30*time.Second)); err != nil {
+	if err := s.Release(ctx, l, now.Add(30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if next, _ := claim(t, s, now.Add(time.Second)); next == nil || next.ID != b.ID {
@@ -270,7 +283,7 @@ func testFinishGradedOnce(t *testing.T, s service.Store) {
 		FinishedAt: now.Add(5 * time.Second),
 	}
 	for i := 0; i < 3; i++ { // a retried Finish changes nothing
-		if err := s.Finish(ctx, sub.ID, l, out); err != nil {
+		if err := s.Finish(ctx, l, out); err != nil {
 			t.Fatalf("Finish #%d: %v", i+1, err)
 		}
 	}
@@ -317,7 +330,7 @@ func testNeedsReview(t *testing.T, s service.Store) {
 		FinishedAt: now.Add(5 * time.Second),
 	}
 	for i := 0; i < 2; i++ {
-		if err := s.Finish(ctx, sub.ID, l, out); err != nil {
+		if err := s.Finish(ctx, l, out); err != nil {
 			t.Fatalf("Finish #%d: %v", i+1, err)
 		}
 	}
@@ -332,8 +345,8 @@ func testNeedsReview(t *testing.T, s service.Store) {
 	if grades, _ := s.Grades(ctx, service.GradeFilter{User: "carol"}); len(grades) != 0 {
 		t.Errorf("Grades = %+v; want none for a grade held for review", grades)
 	}
-	if p, _, err := s.ClaimPost(ctx, now.Add(time.Hour), time.Minute); err != nil || p != nil {
-		t.Errorf("ClaimPost = %+v, %v; want nothing to post", p, err)
+	if job, err := s.Claim(ctx, service.KindPost, now.Add(time.Hour), time.Minute); err != nil || job != nil {
+		t.Errorf("Claim(post) = %+v, %v; want nothing to post", job, err)
 	}
 }
 
@@ -343,7 +356,7 @@ func testFinishFailed(t *testing.T, s service.Store) {
 	create(t, s, sub, []byte("{}"))
 	_, l := claim(t, s, t0.Add(time.Hour))
 	f := &service.Failure{Code: service.FailureTimeout, Message: "Grading took longer than 10 minutes."}
-	if err := s.Finish(ctx, sub.ID, l, service.Outcome{Status: service.StatusFailed, Failure: f, FinishedAt: t0.Add(2 * time.Hour)}); err != nil {
+	if err := s.Finish(ctx, l, service.Outcome{Status: service.StatusFailed, Failure: f, FinishedAt: t0.Add(2 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.Submission(ctx, sub.ID)
@@ -368,16 +381,16 @@ func testConcurrentClaims(t *testing.T, s service.Store) {
 		go func() {
 			defer wg.Done()
 			for {
-				sub, _, err := s.Claim(context.Background(), t0.Add(time.Hour), time.Minute)
+				job, err := s.Claim(context.Background(), service.KindGrade, t0.Add(time.Hour), time.Minute)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if sub == nil {
+				if job == nil {
 					return
 				}
 				mu.Lock()
-				seen[sub.ID]++
+				seen[job.Submission.ID]++
 				mu.Unlock()
 			}
 		}()
@@ -513,7 +526,7 @@ func testNotebookName(t *testing.T, s service.Store) {
 			t.Fatalf("claim %d = %+v, want submission %d named %q", i, got, i, names[i])
 		}
 		finished := t0.Add(time.Hour + time.Duration(i)*time.Second)
-		if err := s.Finish(ctx, got.ID, l, service.Outcome{Status: service.StatusGraded, Grade: 1, Post: service.PostPending, FinishedAt: finished}); err != nil {
+		if err := s.Finish(ctx, l, service.Outcome{Status: service.StatusGraded, Grade: 1, Post: service.PostPending, FinishedAt: finished}); err != nil {
 			t.Fatal(err)
 		}
 		after, err := s.Submission(ctx, got.ID)
@@ -523,97 +536,6 @@ func testNotebookName(t *testing.T, s service.Store) {
 		if after.NotebookName != names[i] {
 			t.Errorf("after Finish, NotebookName = %q, want %q", after.NotebookName, names[i])
 		}
-	}
-	posted, _ := claimPost(t, s, t0.Add(2*time.Hour))
-	if posted == nil || posted.NotebookName != names[0] {
-		t.Errorf("ClaimPost = %+v, want the first submission, named %q", posted, names[0])
-	}
-}
-
-// graded creates a submission and records it graded with the given post
-// status, finished at the given time.
-func graded(t *testing.T, s service.Store, i int, post service.PostStatus, finished time.Time) *service.Submission {
-	t.Helper()
-	sub := newSub(i, "alice")
-	create(t, s, sub, []byte("{}"))
-	got, l := claim(t, s, finished.Add(-time.Minute))
-	if got == nil || got.ID != sub.ID {
-		t.Fatalf("claimed %+v, want %s", got, sub.ID)
-	}
-	if err := s.Finish(context.Background(), sub.ID, l, service.Outcome{Status: service.StatusGraded, Grade: 0.5, Post: post, FinishedAt: finished}); err != nil {
-		t.Fatal(err)
-	}
-	return sub
-}
-
-func claimPost(t *testing.T, s service.Store, now time.Time) (*service.Submission, *service.Lease) {
-	t.Helper()
-	sub, l, err := s.ClaimPost(context.Background(), now, time.Minute)
-	if err != nil {
-		t.Fatalf("ClaimPost: %v", err)
-	}
-	return sub, l
-}
-
-func testPosts(t *testing.T, s service.Store) {
-	ctx := context.Background()
-	done := t0.Add(time.Hour)
-	sub := graded(t, s, 0, service.PostPending, done)
-	if got, _ := s.Submission(ctx, sub.ID); got.Post.Status != service.PostPending || got.Post.Attempts != 0 {
-		t.Fatalf("after grading: post %+v, want pending", got.Post)
-	}
-	if p, _ := claimPost(t, s, done.Add(-time.Second)); p != nil {
-		t.Fatalf("claimed a post before it was due: %+v", p)
-	}
-	p, l1 := claimPost(t, s, done)
-	if p == nil || p.ID != sub.ID || p.Post.Attempts != 1 || p.User != "alice" || p.Grade != 0.5 || p.Assignment != sub.Assignment {
-		t.Fatalf("ClaimPost = %+v, want %s with attempt 1", p, sub.ID)
-	}
-	if p, _ := claimPost(t, s, done.Add(30*time.Second)); p != nil {
-		t.Fatalf("claimed a post another worker holds: %+v", p)
-	}
-	retry := service.Post{Status: service.PostPending, LastError: "edX answered 503", NextAt: done.Add(5 * time.Minute)}
-	if err := s.FinishPost(ctx, sub.ID, l1, retry); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := s.Submission(ctx, sub.ID)
-	if got.Post.Status != service.PostPending || got.Post.LastError != "edX answered 503" || !got.Post.NextAt.Equal(retry.NextAt) || got.Post.Attempts != 1 {
-		t.Fatalf("after a failed attempt: post %+v", got.Post)
-	}
-	if p, _ := claimPost(t, s, done.Add(4*time.Minute)); p != nil {
-		t.Fatalf("claimed a post before its retry was due: %+v", p)
-	}
-	// An attempt that never finishes (its worker died) is due again when
-	// its lease expires; the dead worker's lease is then worthless.
-	_, l2 := claimPost(t, s, done.Add(5*time.Minute))
-	p, l3 := claimPost(t, s, done.Add(6*time.Minute))
-	if p == nil || p.ID != sub.ID || p.Post.Attempts != 3 {
-		t.Fatalf("after an abandoned attempt: ClaimPost = %+v, want attempt 3", p)
-	}
-	wantCode(t, "FinishPost with an expired lease", s.FinishPost(ctx, sub.ID, l2, service.Post{Status: service.PostPosted, PostedAt: done}), service.ECONFLICT)
-	posted := done.Add(6*time.Minute + time.Second)
-	if err := s.FinishPost(ctx, sub.ID, l3, service.Post{Status: service.PostPosted, PostedAt: posted}); err != nil {
-		t.Fatal(err)
-	}
-	got, _ = s.Submission(ctx, sub.ID)
-	if got.Post.Status != service.PostPosted || !got.Post.PostedAt.Equal(posted) || got.Post.Attempts != 3 {
-		t.Fatalf("after posting: post %+v", got.Post)
-	}
-	wantCode(t, "FinishPost after the post was finished", s.FinishPost(ctx, sub.ID, l3, service.Post{Status: service.PostFailed}), service.ECONFLICT)
-	if p, _ := claimPost(t, s, done.Add(24*time.Hour)); p != nil {
-		t.Fatalf("claimed a posted grade: %+v", p)
-	}
-}
-
-func testPostsDisabled(t *testing.T, s service.Store) {
-	ctx := context.Background()
-	sub := graded(t, s, 0, service.PostDisabled, t0.Add(time.Hour))
-	if p, _ := claimPost(t, s, t0.Add(48*time.Hour)); p != nil {
-		t.Fatalf("claimed a post with posting disabled: %+v", p)
-	}
-	got, _ := s.Submission(ctx, sub.ID)
-	if got.Post.Status != service.PostDisabled {
-		t.Fatalf("post %+v, want disabled", got.Post)
 	}
 }
 

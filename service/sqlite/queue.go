@@ -1,0 +1,317 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/otter-service/otter-service/service"
+)
+
+// The work queue (service/queue.go): one lease protocol over two tables,
+// submissions (KindGrade, keyed by id) and posts (KindPost, keyed by key),
+// whose rows share the columns status, not_before, attempts, lease_token
+// and lease_expires. Each step is one transaction on the single writer
+// connection, so claims are exclusive.
+
+// kind is how the queue finds one kind of work.
+type kind struct {
+	table, key         string
+	available, running string
+	// order sorts due items: available ones by orderAvailable, expired
+	// leases by orderExpired, both in the same units.
+	orderAvailable, orderExpired string
+	// onClaim are the kind's own assignments made by a claim, evaluated on
+	// the row as it was before.
+	onClaim string
+	// onRelease are those made by a release.
+	onRelease string
+}
+
+var kinds = map[service.Kind]kind{
+	service.KindGrade: {
+		table: "submissions", key: "id", available: "queued", running: "grading",
+		orderAvailable: "seq", orderExpired: "seq",
+		onClaim: "started_at = ?3",
+	},
+	service.KindPost: {
+		table: "posts", key: "key", available: string(service.TaskQueued), running: string(service.TaskPosting),
+		orderAvailable: "COALESCE(not_before, 0)", orderExpired: "lease_expires",
+		onClaim:   "interrupted = CASE WHEN status = 'posting' THEN inflight END, inflight = want, claimed_at = ?3",
+		onRelease: ", inflight = NULL",
+	},
+}
+
+func kindOf(k service.Kind) (kind, error) {
+	q, ok := kinds[k]
+	if !ok {
+		return kind{}, fmt.Errorf("sqlite: no work of kind %q", k)
+	}
+	return q, nil
+}
+
+// Claim implements service.Store.
+func (s *Store) Claim(ctx context.Context, k service.Kind, now time.Time, ttl time.Duration) (*service.Job, error) {
+	q, err := kindOf(k)
+	if err != nil {
+		return nil, err
+	}
+	lease := &service.Lease{Kind: k, Token: service.NewID(), Expires: now.Add(ttl).UTC()}
+	var job *service.Job
+	err = s.tx(ctx, "claim:"+string(k), func(tx *sql.Tx) error {
+		// The earliest of: the first available item that is due, and the
+		// first whose lease expired.
+		err := tx.QueryRow(`SELECT key FROM (
+				SELECT key, ord FROM (SELECT `+q.key+` AS key, `+q.orderAvailable+` AS ord FROM `+q.table+`
+					WHERE status = ?1 AND (not_before IS NULL OR not_before <= ?3) ORDER BY ord LIMIT 1)
+				UNION ALL
+				SELECT key, ord FROM (SELECT `+q.key+` AS key, `+q.orderExpired+` AS ord FROM `+q.table+`
+					WHERE status = ?2 AND lease_expires <= ?3 ORDER BY lease_expires LIMIT 1)
+			) ORDER BY ord LIMIT 1`, q.available, q.running, now.UnixNano()).Scan(&lease.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		update := `UPDATE ` + q.table + ` SET ` + q.onClaim + `, status = ?4, lease_token = ?1, lease_expires = ?2, attempts = attempts + 1
+			WHERE ` + q.key + ` = ?5 RETURNING `
+		args := []any{lease.Token, lease.Expires.UnixNano(), now.UnixNano(), q.running, lease.ID}
+		job = &service.Job{Lease: lease}
+		if k == service.KindGrade {
+			job.Submission, err = scanSubmission(tx.QueryRow(update+submissionColumns, args...))
+		} else {
+			job.Post, err = scanPostTask(tx.QueryRow(update+postColumns, args...))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return job, nil
+}
+
+// Extend implements service.Store.
+func (s *Store) Extend(ctx context.Context, l *service.Lease, now time.Time, ttl time.Duration) error {
+	q, err := kindOf(l.Kind)
+	if err != nil {
+		return err
+	}
+	expires := now.Add(ttl).UTC()
+	err = s.exec1(ctx, `UPDATE `+q.table+` SET lease_expires = ? WHERE `+q.key+` = ? AND lease_token = ? AND status = ?`,
+		expires.UnixNano(), l.ID, l.Token, q.running)
+	if err == nil {
+		l.Expires = expires
+	}
+	return err
+}
+
+// Release implements service.Store.
+func (s *Store) Release(ctx context.Context, l *service.Lease, notBefore time.Time) error {
+	q, err := kindOf(l.Kind)
+	if err != nil {
+		return err
+	}
+	var nb any
+	if !notBefore.IsZero() {
+		nb = notBefore.UnixNano()
+	}
+	return s.exec1(ctx, `UPDATE `+q.table+`
+		SET status = ?, lease_token = NULL, lease_expires = NULL, attempts = MAX(attempts - 1, 0), not_before = ?`+q.onRelease+`
+		WHERE `+q.key+` = ? AND lease_token = ? AND status = ?`, q.available, nb, l.ID, l.Token, q.running)
+}
+
+// Finish implements service.Store.
+func (s *Store) Finish(ctx context.Context, l *service.Lease, out service.Outcome) error {
+	if l.Kind != service.KindGrade {
+		return fmt.Errorf("sqlite: Finish of a %s lease", l.Kind)
+	}
+	id := l.ID
+	var questions, feedback []byte
+	var fcode, fmsg any
+	scored := out.Status == service.StatusGraded || out.Status == service.StatusNeedsReview
+	if scored {
+		var err error
+		if questions, err = json.Marshal(out.Questions); err != nil {
+			return err
+		}
+		if len(out.Feedback) > 0 {
+			if feedback, err = json.Marshal(out.Feedback); err != nil {
+				return err
+			}
+		}
+	}
+	if out.Failure != nil {
+		fcode, fmsg = out.Failure.Code, out.Failure.Message
+	}
+	var grade, post any
+	if scored {
+		grade = out.Grade
+	}
+	if out.Status == service.StatusGraded {
+		post = string(out.Post)
+	}
+	return mapError(s.tx(ctx, "finish", func(tx *sql.Tx) error {
+		// The lease token stays on a finished submission, so a retried
+		// Finish by the same holder matches again and changes nothing new.
+		var sub service.Submission
+		var finished, received int64
+		err := tx.QueryRow(`UPDATE submissions
+			SET status = ?, grade = ?, questions = ?, feedback = ?, failure_code = ?, failure_msg = ?, lease_expires = NULL,
+				finished_at = COALESCE(finished_at, ?), post_status = COALESCE(post_status, ?)
+			WHERE id = ? AND lease_token = ? AND status IN ('grading', ?)
+			RETURNING user, course, section, assignment, finished_at, received_at`,
+			out.Status, grade, nullable(questions), nullable(feedback), fcode, fmsg, out.FinishedAt.UnixNano(), post, id, l.Token, out.Status).
+			Scan(&sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &finished, &received)
+		if errors.Is(err, sql.ErrNoRows) {
+			return service.Errorf(service.ECONFLICT, "Submission %q is no longer held by this worker.", id)
+		}
+		if err != nil || out.Status != service.StatusGraded {
+			return err
+		}
+		_, err = tx.Exec(`INSERT INTO grades (submission_id, user, grade, course, section, assignment, timestamp)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (submission_id) DO UPDATE SET grade = excluded.grade`,
+			id, sub.User, out.Grade, sub.Course, sub.Section, sub.Assignment.Assignment, finished)
+		if err != nil || out.Post != service.PostPending {
+			return err
+		}
+		g := service.PostedGrade{SubmissionID: id, Grade: out.Grade, ReceivedAt: time.Unix(0, received).UTC()}
+		return offerGrade(tx, sub.User, sub.Assignment, g, time.Unix(0, finished).UTC(), out.Policy)
+	}))
+}
+
+// offerGrade offers g to its student's post (service.OfferGrade).
+func offerGrade(tx *sql.Tx, user string, a service.Assignment, g service.PostedGrade, at time.Time, policy service.PostPolicy) error {
+	key := service.PostKey(a, user)
+	cur, err := scanPostTask(tx.QueryRow(`SELECT `+postColumns+` FROM posts WHERE key = ?`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		cur, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	after, changed := service.OfferGrade(cur, key, user, a, g, at, policy)
+	if !changed {
+		return nil
+	}
+	return putPostTask(tx, &after)
+}
+
+// FinishPost implements service.Store.
+func (s *Store) FinishPost(ctx context.Context, l *service.Lease, r service.PostResult) error {
+	if l.Kind != service.KindPost {
+		return fmt.Errorf("sqlite: FinishPost of a %s lease", l.Kind)
+	}
+	return mapError(s.tx(ctx, "finish-post", func(tx *sql.Tx) error {
+		t, err := scanPostTask(tx.QueryRow(`SELECT `+postColumns+` FROM posts WHERE key = ? AND lease_token = ? AND status = 'posting'`, l.ID, l.Token))
+		if errors.Is(err, sql.ErrNoRows) {
+			return service.Errorf(service.ECONFLICT, "The post is no longer held by this worker.")
+		}
+		if err != nil {
+			return err
+		}
+		after, sent := service.ApplyPostResult(*t, r)
+		if err := putPostTask(tx, &after); err != nil {
+			return err
+		}
+		for _, m := range sent {
+			if _, err := tx.Exec(`UPDATE submissions SET posted_at = ?, post_confirmed = ? WHERE id = ?`,
+				r.At.UnixNano(), m.Confirmed, m.SubmissionID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// PostTask implements service.Store.
+func (s *Store) PostTask(ctx context.Context, a service.Assignment, user string) (*service.PostTask, error) {
+	t, err := scanPostTask(s.r.QueryRowContext(ctx, `SELECT `+postColumns+` FROM posts WHERE key = ?`, service.PostKey(a, user)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, service.Errorf(service.ENOTFOUND, "There is no post of %s's grade for %s.", user, a.Assignment)
+	}
+	return t, mapError(err)
+}
+
+const postColumns = `key, user, course, section, assignment, status, not_before, attempts, last_error,
+	want, want_since, inflight, interrupted, sent, confirmed`
+
+// gradeJSON is a service.PostedGrade as a column holds it.
+type gradeJSON struct {
+	ID       string  `json:"id"`
+	Grade    float64 `json:"grade"`
+	Received int64   `json:"received"`
+}
+
+func gradeColumn(g service.PostedGrade) any {
+	if g.SubmissionID == "" {
+		return nil
+	}
+	b, _ := json.Marshal(gradeJSON{ID: g.SubmissionID, Grade: g.Grade, Received: g.ReceivedAt.UnixNano()})
+	return string(b)
+}
+
+func parseGrade(c sql.NullString) (service.PostedGrade, error) {
+	if !c.Valid || c.String == "" {
+		return service.PostedGrade{}, nil
+	}
+	var g gradeJSON
+	if err := json.Unmarshal([]byte(c.String), &g); err != nil {
+		return service.PostedGrade{}, err
+	}
+	return service.PostedGrade{SubmissionID: g.ID, Grade: g.Grade, ReceivedAt: time.Unix(0, g.Received).UTC()}, nil
+}
+
+func scanPostTask(row interface{ Scan(...any) error }) (*service.PostTask, error) {
+	var (
+		t                                service.PostTask
+		notBefore, since                 sql.NullInt64
+		lastError                        sql.NullString
+		want, inflight, interrupted, snt sql.NullString
+	)
+	err := row.Scan(&t.Key, &t.User, &t.Course, &t.Section, &t.Assignment.Assignment, &t.Status, &notBefore, &t.Attempts, &lastError,
+		&want, &since, &inflight, &interrupted, &snt, &t.Confirmed)
+	if err != nil {
+		return nil, err
+	}
+	t.LastError = lastError.String
+	if notBefore.Valid {
+		t.NextAt = time.Unix(0, notBefore.Int64).UTC()
+	}
+	if since.Valid {
+		t.WantSince = time.Unix(0, since.Int64).UTC()
+	}
+	for _, c := range []struct {
+		col sql.NullString
+		to  *service.PostedGrade
+	}{{want, &t.Want}, {inflight, &t.InFlight}, {interrupted, &t.Interrupted}, {snt, &t.Sent}} {
+		if *c.to, err = parseGrade(c.col); err != nil {
+			return nil, fmt.Errorf("post %s: %w", t.Key, err)
+		}
+	}
+	return &t, nil
+}
+
+// putPostTask writes t's own fields, and clears its lease unless it is
+// posting.
+func putPostTask(tx *sql.Tx, t *service.PostTask) error {
+	var notBefore any
+	if !t.NextAt.IsZero() {
+		notBefore = t.NextAt.UnixNano()
+	}
+	_, err := tx.Exec(`INSERT INTO posts (key, user, course, section, assignment, status, not_before, attempts, last_error,
+			want, want_since, inflight, interrupted, sent, confirmed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET status = excluded.status, not_before = excluded.not_before, attempts = excluded.attempts,
+			last_error = excluded.last_error, want = excluded.want, want_since = excluded.want_since, inflight = excluded.inflight,
+			interrupted = excluded.interrupted, sent = excluded.sent, confirmed = excluded.confirmed,
+			lease_token = CASE WHEN excluded.status = 'posting' THEN lease_token END,
+			lease_expires = CASE WHEN excluded.status = 'posting' THEN lease_expires END`,
+		t.Key, t.User, t.Course, t.Section, t.Assignment.Assignment, string(t.Status), notBefore, t.Attempts, t.LastError,
+		gradeColumn(t.Want), t.WantSince.UnixNano(), gradeColumn(t.InFlight), gradeColumn(t.Interrupted), gradeColumn(t.Sent), t.Confirmed)
+	return err
+}
