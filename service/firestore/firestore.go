@@ -38,7 +38,8 @@ type Store struct {
 	submissions, grades, logs, leases *firestore.CollectionRef
 	posts, holds                      *firestore.CollectionRef
 
-	faults atomic.Pointer[func(op string, applied bool) error] // set by the tests only
+	faults        atomic.Pointer[func(op string, applied bool) error] // set by the tests only
+	postsMigrated atomic.Bool                                         // see migratePosts
 }
 
 // write makes the write (or transaction) fn does, named op for the fault

@@ -124,3 +124,62 @@ func (s *Store) PostTask(ctx context.Context, a service.Assignment, user string)
 	}
 	return d.task(ref.ID), nil
 }
+
+// migratePosts moves the posts of a version that posted per submission
+// (post_status "pending" with a post_next_us, on the submission) into
+// {ENVIRONMENT}-posts: each such grade is offered to its student's post as
+// if just graded (the newest received wins), and the submission's
+// post_next_us is cleared, in one transaction per submission.
+//
+// The post queue runs it before its first claim (see Claim), until it
+// succeeds once.
+func (s *Store) migratePosts(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		snaps, err := s.submissions.Where("post_status", "==", string(service.PostPending)).Where("post_next_us", ">", 0).
+			Limit(100).Documents(ctx).GetAll()
+		if err != nil {
+			return n, mapError(err)
+		}
+		if len(snaps) == 0 {
+			return n, nil
+		}
+		for _, snap := range snaps {
+			err := s.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+				fresh, err := tx.Get(snap.Ref)
+				if err != nil {
+					return err
+				}
+				var d submissionDoc
+				if err := fresh.DataTo(&d); err != nil {
+					return err
+				}
+				a := service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment}
+				post, ref, err := s.getPostTask(tx, a, d.User)
+				if err != nil {
+					return err
+				}
+				if err := tx.Update(snap.Ref, []firestore.Update{{Path: "post_next_us", Value: 0}}); err != nil {
+					return err
+				}
+				if d.PostStatus != string(service.PostPending) || d.PostNext == 0 || d.Grade == nil {
+					return nil
+				}
+				finished := time.UnixMicro(d.PostNext).UTC()
+				if d.FinishedAt != nil {
+					finished = d.FinishedAt.UTC()
+				}
+				g := service.PostedGrade{SubmissionID: snap.Ref.ID, Grade: *d.Grade, ReceivedAt: time.UnixMicro(d.Received).UTC()}
+				after, changed := service.OfferGrade(post, ref.ID, d.User, a, g, finished, service.PostLatest)
+				if !changed {
+					return nil
+				}
+				return s.putPostTask(tx, ref, &after)
+			})
+			if err != nil {
+				return n, mapError(err)
+			}
+			n++
+		}
+	}
+}

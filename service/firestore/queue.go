@@ -129,6 +129,12 @@ func (s *Store) Claim(ctx context.Context, k service.Kind, now time.Time, ttl ti
 	if err != nil {
 		return nil, err
 	}
+	if k == service.KindPost && !s.postsMigrated.Load() {
+		if _, err := s.migratePosts(ctx); err != nil {
+			return nil, fmt.Errorf("moving the pending posts of an earlier version: %w", err)
+		}
+		s.postsMigrated.Store(true)
+	}
 	// Another replica may take every candidate we saw; look again then.
 	for round := 0; round < 20; round++ {
 		cands, err := q.candidates(s, ctx, now)
