@@ -86,7 +86,7 @@ func (s *Service) post(ctx context.Context, t *PostTask, lease *Lease) {
 	if t.Interrupted.SubmissionID != "" {
 		log.Warn("a post was in flight when its worker stopped; edX may hold its grade, so the selected grade is posted now",
 			"interrupted_submission", t.Interrupted.SubmissionID, "interrupted_grade", t.Interrupted.Grade)
-		s.cfg.Observer.Posted("interrupted")
+		s.cfg.Observer.Posted(PostInterrupted)
 	}
 	r := s.attemptPost(ctx, t, sub, log)
 	s.cfg.Observer.Posted(r.Outcome)

@@ -172,6 +172,10 @@ const (
 	PostUnanswered PostOutcome = "unanswered" // sent, but no answer came: it may have been applied
 	PostRetry      PostOutcome = "retry"      // not applied (edX down, a 5xx): try again at NextAt
 	PostRefused    PostOutcome = "refused"    // edX refused it, or the retry period ended: give up on it
+
+	// PostInterrupted is not an attempt's outcome: the Observer is told it
+	// for a claim that found the previous attempt in flight (its worker died).
+	PostInterrupted PostOutcome = "interrupted"
 )
 
 // PostResult is the outcome of the post attempt a worker holds a lease on.

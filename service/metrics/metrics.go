@@ -73,7 +73,7 @@ func New(src Sources) *Metrics {
 			Buckets: []float64{1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200},
 		}),
 		posts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otter_lti_posts_total", Help: "Attempts to post a grade to edX, by outcome: posted, pending (to be retried), failed, superseded.",
+			Name: "otter_lti_posts_total", Help: "Attempts to post a grade to edX, by outcome: applied, unanswered (may have been applied; posted again), retry, refused; and interrupted: posts found in flight after their worker stopped.",
 		}, []string{"outcome"}),
 		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "otter_http_request_duration_seconds", Help: "HTTP requests, by route and status.",
