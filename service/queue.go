@@ -243,10 +243,21 @@ func OfferGrade(t *PostTask, key, user string, a Assignment, g PostedGrade, at t
 	}
 	after := *t
 	after.Want, after.WantSince, after.Attempts, after.LastError = g, at, 0, ""
-	if after.Status != TaskPosting { // one in flight is followed by this when it completes
+	switch after.Status {
+	case TaskPosting: // the post in flight is followed by this one when it completes
+	case TaskQueued: // due now, unless a wait is still running (edX down, or a post without an answer may still be applied)
+		after.NextAt = maxTime(after.NextAt, at)
+	default:
 		after.Status, after.NextAt = TaskQueued, at
 	}
 	return after, true
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // ViewPost says what became of sub's grade, from sub's own record (whether

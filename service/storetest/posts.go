@@ -228,6 +228,30 @@ func testPostRefused(t *testing.T, s service.Store) {
 	}
 }
 
+// testNewGradeKeepsTheWait: a grade selected while the post waits (edX
+// down, or a post without an answer that edX may still apply) is posted
+// when the wait ends, not at once.
+func testNewGradeKeepsTheWait(t *testing.T, s service.Store) {
+	at := t0.Add(time.Hour)
+	first := gradedAs(t, s, "gus", t0, 0.5, service.PostPending, "", at)
+	_, l := claimPost(t, s, at)
+	wait := at.Add(10 * time.Minute)
+	finishPost(t, s, l, service.PostResult{Outcome: service.PostRetry, Error: "edX answered 503", At: at, NextAt: wait})
+	second := gradedAs(t, s, "gus", t0.Add(time.Minute), 1, service.PostPending, "", at.Add(time.Minute))
+	if got := postOf(t, s, second); got.Status != service.PostPending || !got.NextAt.Equal(wait) {
+		t.Errorf("a grade selected during a wait: post %+v; want pending, due at %v", got, wait)
+	}
+	if got := postOf(t, s, first); got.Status != service.PostSuperseded {
+		t.Errorf("the first grade's post = %+v; want superseded", got)
+	}
+	if p, _ := claimPost(t, s, wait.Add(-time.Second)); p != nil {
+		t.Fatalf("claimed before the wait ended: %+v", p)
+	}
+	if p, _ := claimPost(t, s, wait); p == nil || !p.InFlight.Same(grade(second, 1)) || p.Attempts != 1 {
+		t.Fatalf("Claim(post) at the end of the wait = %+v; want the new grade, attempt 1", p)
+	}
+}
+
 func testPostsDisabled(t *testing.T, s service.Store) {
 	sub := graded(t, s, 0, service.PostDisabled, t0.Add(time.Hour))
 	if p, _ := claimPost(t, s, t0.Add(48*time.Hour)); p != nil {

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"NewestGradeWins", testNewestGradeWins},
 		{"BestGradeWins", testBestGradeWins},
 		{"RefusedPost", testPostRefused},
+		{"NewGradeKeepsTheWait", testNewGradeKeepsTheWait},
 		{"ConcurrentPostClaimsAreExclusive", testConcurrentPostClaims},
 		{"CountsAndInFlight", testCounts},
 		{"DisabledPostsAreNeverClaimed", testPostsDisabled},
