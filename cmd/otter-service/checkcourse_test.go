@@ -78,13 +78,13 @@ func TestCourseCredentialsConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, ok := cfg.Courses["8x"].Auth.(git.Token); !ok || a.Token != "tok-from-file" || cfg.Courses["8x"].Branch != "main" {
-		t.Errorf("8x: %+v; want its own token from the file", cfg.Courses["8x"])
+	if a, ok := cfg.Git.Courses["8x"].Auth.(git.Token); !ok || a.Token != "tok-from-file" || cfg.Git.Courses["8x"].Branch != "main" {
+		t.Errorf("8x: %+v; want its own token from the file", cfg.Git.Courses["8x"])
 	}
-	if a, ok := cfg.Courses["data-100"].Auth.(git.Token); !ok || a.Token != "tok-default" {
-		t.Errorf("data-100: %+v; want the default token", cfg.Courses["data-100"])
+	if a, ok := cfg.Git.Courses["data-100"].Auth.(git.Token); !ok || a.Token != "tok-default" {
+		t.Errorf("data-100: %+v; want the default token", cfg.Git.Courses["data-100"])
 	}
-	if cfg.Courses["local"].Auth != nil {
+	if cfg.Git.Courses["local"].Auth != nil {
 		t.Errorf("a local repository got credentials")
 	}
 

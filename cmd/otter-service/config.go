@@ -15,50 +15,55 @@ import (
 	"github.com/otter-service/otter-service/courseconfig"
 	"github.com/otter-service/otter-service/courseconfig/git"
 	"github.com/otter-service/otter-service/grading/docker"
+	"github.com/otter-service/otter-service/grading/local"
+	"github.com/otter-service/otter-service/service"
+	"github.com/otter-service/otter-service/service/httpapi"
 	"github.com/otter-service/otter-service/service/jupyterhub"
 )
 
 // config is everything the service reads from its environment, parsed once.
-// Names kept from the service this one replaces come first.
+// Where a package has a configuration of its own, the values go straight
+// into it: serve adds only what is made at run time (the logger, the course
+// source, the poster's courses, metrics, readiness).
 type config struct {
-	Environment       string             // ENVIRONMENT: prefix of the cloud store's collections
-	PostGrade         bool               // POST_GRADE: post grades to edX over LTI
-	EdXURL            string             // EDX_URL
-	GCPProjectID      string             // GCP_PROJECT_ID: use Cloud Firestore
-	Prefix            string             // JUPYTERHUB_SERVICE_PREFIX
-	TestUser          string             // TEST_USER: development identity, unauthenticated
-	Hub               *jupyterhub.Config // JUPYTERHUB_API_URL and the rest: authenticate through JupyterHub
-	Verbose           bool               // VERBOSE_LOGGING
-	LTIConsumerKey    string             // LTI_CONSUMER_KEY
-	LTIConsumerSecret string             // LTI_CONSUMER_SECRET
-	Posting           *posting           // the rest of grade posting (lticonfig.go)
+	Environment  string             // ENVIRONMENT: prefix of the cloud store's collections
+	GCPProjectID string             // GCP_PROJECT_ID: use Cloud Firestore
+	TestUser     string             // TEST_USER: development identity, unauthenticated
+	Hub          *jupyterhub.Config // JUPYTERHUB_API_URL and the rest: authenticate through JupyterHub (hubconfig.go)
+	Listen       string             // OTTER_LISTEN: address to serve on
+	DataDir      string             // OTTER_DATA_DIR: database, job directories and the courses' clones
+	Database     string             // OTTER_DATABASE: the embedded store's file
+	DrainDelay   time.Duration      // OTTER_DRAIN_DELAY: on SIGTERM, how long readiness fails before intake stops
 
-	Listen        string              // OTTER_LISTEN: address to serve on
-	DataDir       string              // OTTER_DATA_DIR: database and job directories
-	Database      string              // OTTER_DATABASE: the embedded store's file
-	Courses       map[string]git.Repo // OTTER_COURSE_REPOS: course=repository,...
-	Runner        string              // OTTER_RUNNER: docker or local
-	Otter         string              // OTTER_COMMAND: the otter executable for the local runner
-	Image         string              // OTTER_GRADING_IMAGE: the Docker runner's grading image
-	Instance      string              // OTTER_INSTANCE: labels this instance's containers
-	Memory        int64               // OTTER_GRADING_MEMORY_BYTES
-	CPUs          float64             // OTTER_GRADING_CPUS
-	Processes     int                 // OTTER_GRADING_PROCESSES
-	Disk          int64               // OTTER_GRADING_DISK_BYTES
-	Builds        docker.Builds       // OTTER_ASSIGNMENT_IMAGES, OTTER_BUILD_NETWORK, OTTER_BUILD_PIP_CONF, OTTER_BUILD_CA_CERT
-	Workers       int                 // OTTER_WORKERS
-	Timeout       time.Duration       // OTTER_GRADING_TIMEOUT
-	MaxOutput     int                 // OTTER_MAX_OUTPUT_BYTES
-	MaxBody       int64               // OTTER_MAX_BODY_BYTES
-	Lease         time.Duration       // OTTER_LEASE
-	MaxAttempts   int                 // OTTER_MAX_ATTEMPTS
-	ShutdownGrace time.Duration       // OTTER_SHUTDOWN_GRACE
-	MinRefresh    time.Duration       // OTTER_REPO_MIN_REFRESH
-	Refresh       time.Duration       // OTTER_REPO_REFRESH: background fetch period
-	MaxQueue      int                 // OTTER_MAX_QUEUE: queued submissions beyond which intake answers 503
-	MaxPerUser    int                 // OTTER_MAX_IN_FLIGHT_PER_USER: one student's submissions queued or grading
-	DrainDelay    time.Duration       // OTTER_DRAIN_DELAY: on SIGTERM, how long readiness fails before intake stops
-	UnavailRetry  time.Duration       // OTTER_UNAVAILABLE_RETRY: how long a submission whose course cannot be read steps aside
+	// HTTP: Prefix is JUPYTERHUB_SERVICE_PREFIX, MaxBodySize
+	// OTTER_MAX_BODY_BYTES. serve adds Ready, Metrics and Monitor.
+	HTTP httpapi.Config
+	// Service: OTTER_WORKERS, OTTER_LEASE, OTTER_MAX_ATTEMPTS,
+	// OTTER_SHUTDOWN_GRACE, VERBOSE_LOGGING (also the log's level),
+	// OTTER_MAX_QUEUE, OTTER_MAX_IN_FLIGHT_PER_USER (MaxPerUser),
+	// OTTER_UNAVAILABLE_RETRY, and grade posting's OTTER_POST_RETRY_PERIOD,
+	// OTTER_POST_BACKOFF (PostBackoffBase), OTTER_POST_TIMEOUT and
+	// OTTER_POST_POLICY. serve adds Poster and Observer.
+	Service service.Config
+	// Git: Courses is OTTER_COURSE_REPOS with each repository's credentials,
+	// Interval OTTER_REPO_REFRESH, MinRefresh OTTER_REPO_MIN_REFRESH;
+	// CacheDir is the data directory's courses/. serve adds Log.
+	Git git.Options
+
+	Runner string       // OTTER_RUNNER: docker or local
+	Local  local.Runner // the local runner: Otter is OTTER_COMMAND, Timeout OTTER_GRADING_TIMEOUT, MaxOutput OTTER_MAX_OUTPUT_BYTES; WorkDir is the data directory's jobs/
+	Docker dockerRunner // the Docker runner
+
+	Posting posting // POST_GRADE and posting to edX (lticonfig.go)
+}
+
+// dockerRunner is what docker.New is given, but for the number of containers
+// kept warm: one per worker (Service.Workers).
+type dockerRunner struct {
+	Image    string        // OTTER_GRADING_IMAGE: the grading image
+	Instance string        // OTTER_INSTANCE: labels this instance's containers
+	Limits   docker.Limits // OTTER_GRADING_MEMORY_BYTES, OTTER_GRADING_CPUS, OTTER_GRADING_PROCESSES, OTTER_GRADING_DISK_BYTES; Output and Timeout are the local runner's
+	Builds   docker.Builds // OTTER_ASSIGNMENT_IMAGES (Enabled), OTTER_BUILD_NETWORK, OTTER_BUILD_PIP_CONF, OTTER_BUILD_CA_CERT
 }
 
 // loadConfig reads the configuration from getenv and reports every problem
@@ -66,73 +71,89 @@ type config struct {
 func loadConfig(getenv func(string) string) (*config, error) {
 	p := &envParser{getenv: getenv}
 	c := &config{
-		Environment:       p.str("ENVIRONMENT", "dev"),
-		PostGrade:         p.boolean("POST_GRADE", false),
-		EdXURL:            p.str("EDX_URL", ""),
-		GCPProjectID:      p.str("GCP_PROJECT_ID", ""),
-		Prefix:            p.str("JUPYTERHUB_SERVICE_PREFIX", "/services/otter_grade/"),
-		TestUser:          p.str("TEST_USER", ""),
-		Verbose:           p.boolean("VERBOSE_LOGGING", false),
-		LTIConsumerKey:    p.secret("LTI_CONSUMER_KEY"),
-		LTIConsumerSecret: p.secret("LTI_CONSUMER_SECRET"),
-
-		Listen:    p.str("OTTER_LISTEN", ":10101"),
-		DataDir:   p.str("OTTER_DATA_DIR", "var"),
-		Runner:    p.str("OTTER_RUNNER", "local"),
-		Otter:     p.str("OTTER_COMMAND", defaultOtter()),
-		Image:     p.str("OTTER_GRADING_IMAGE", "otter-service-grader:local"),
-		Instance:  p.str("OTTER_INSTANCE", hostname()),
-		Memory:    int64(p.integer("OTTER_GRADING_MEMORY_BYTES", 1<<30, 64<<20, 1<<40)),
-		CPUs:      p.float("OTTER_GRADING_CPUS", 1, 0.1, 256),
-		Processes: p.integer("OTTER_GRADING_PROCESSES", 256, 16, 1<<20),
-		Disk:      int64(p.integer("OTTER_GRADING_DISK_BYTES", 512<<20, 16<<20, 1<<40)),
-		Builds: docker.Builds{
-			Enabled:   p.boolean("OTTER_ASSIGNMENT_IMAGES", true),
-			Network:   p.str("OTTER_BUILD_NETWORK", ""),
-			PipConfig: p.str("OTTER_BUILD_PIP_CONF", ""),
-			CACert:    p.str("OTTER_BUILD_CA_CERT", ""),
+		Environment:  p.str("ENVIRONMENT", "dev"),
+		GCPProjectID: p.str("GCP_PROJECT_ID", ""),
+		TestUser:     p.str("TEST_USER", ""),
+		Listen:       p.str("OTTER_LISTEN", ":10101"),
+		DataDir:      p.str("OTTER_DATA_DIR", "var"),
+		DrainDelay:   p.duration("OTTER_DRAIN_DELAY", 5*time.Second),
+		HTTP: httpapi.Config{
+			Prefix:      p.str("JUPYTERHUB_SERVICE_PREFIX", "/services/otter_grade/"),
+			MaxBodySize: int64(p.integer("OTTER_MAX_BODY_BYTES", 10<<20, 1<<10, 1<<30)),
 		},
-		Workers:       p.integer("OTTER_WORKERS", runtime.NumCPU(), 1, 256),
-		Timeout:       p.duration("OTTER_GRADING_TIMEOUT", 10*time.Minute),
-		MaxOutput:     p.integer("OTTER_MAX_OUTPUT_BYTES", 1<<20, 1<<10, 1<<30),
-		MaxBody:       int64(p.integer("OTTER_MAX_BODY_BYTES", 10<<20, 1<<10, 1<<30)),
-		Lease:         p.duration("OTTER_LEASE", time.Minute),
-		MaxAttempts:   p.integer("OTTER_MAX_ATTEMPTS", 3, 1, 100),
-		ShutdownGrace: p.duration("OTTER_SHUTDOWN_GRACE", 30*time.Second),
-		MinRefresh:    p.duration("OTTER_REPO_MIN_REFRESH", git.DefaultMinRefresh),
-		Refresh:       p.duration("OTTER_REPO_REFRESH", git.DefaultInterval),
-		MaxQueue:      p.integer("OTTER_MAX_QUEUE", 10000, 1, 10_000_000),
-		MaxPerUser:    p.integer("OTTER_MAX_IN_FLIGHT_PER_USER", 5, 1, 10_000),
-		DrainDelay:    p.duration("OTTER_DRAIN_DELAY", 5*time.Second),
-		UnavailRetry:  p.duration("OTTER_UNAVAILABLE_RETRY", 30*time.Second),
+		Service: service.Config{
+			Workers:          p.integer("OTTER_WORKERS", runtime.NumCPU(), 1, 256),
+			Lease:            p.duration("OTTER_LEASE", time.Minute),
+			MaxAttempts:      p.integer("OTTER_MAX_ATTEMPTS", 3, 1, 100),
+			ShutdownGrace:    p.duration("OTTER_SHUTDOWN_GRACE", 30*time.Second),
+			VerboseLogging:   p.boolean("VERBOSE_LOGGING", false),
+			MaxQueue:         p.integer("OTTER_MAX_QUEUE", 10000, 1, 10_000_000),
+			MaxPerUser:       p.integer("OTTER_MAX_IN_FLIGHT_PER_USER", 5, 1, 10_000),
+			UnavailableRetry: p.duration("OTTER_UNAVAILABLE_RETRY", 30*time.Second),
+			PostRetryPeriod:  p.duration("OTTER_POST_RETRY_PERIOD", 6*time.Hour),
+			PostBackoffBase:  p.duration("OTTER_POST_BACKOFF", 30*time.Second),
+			PostTimeout:      p.duration("OTTER_POST_TIMEOUT", 30*time.Second),
+			PostPolicy:       service.PostPolicy(p.str("OTTER_POST_POLICY", string(service.PostLatest))),
+		},
+		Git: git.Options{
+			Interval:   p.duration("OTTER_REPO_REFRESH", git.DefaultInterval),
+			MinRefresh: p.duration("OTTER_REPO_MIN_REFRESH", git.DefaultMinRefresh),
+		},
+		Runner: p.str("OTTER_RUNNER", "local"),
+		Local: local.Runner{
+			Otter:     p.str("OTTER_COMMAND", defaultOtter()),
+			Timeout:   p.duration("OTTER_GRADING_TIMEOUT", 10*time.Minute),
+			MaxOutput: p.integer("OTTER_MAX_OUTPUT_BYTES", 1<<20, 1<<10, 1<<30),
+		},
+		Docker: dockerRunner{
+			Image:    p.str("OTTER_GRADING_IMAGE", "otter-service-grader:local"),
+			Instance: p.str("OTTER_INSTANCE", hostname()),
+			Limits: docker.Limits{
+				Memory:    int64(p.integer("OTTER_GRADING_MEMORY_BYTES", 1<<30, 64<<20, 1<<40)),
+				CPUs:      p.float("OTTER_GRADING_CPUS", 1, 0.1, 256),
+				Processes: int64(p.integer("OTTER_GRADING_PROCESSES", 256, 16, 1<<20)),
+				Disk:      int64(p.integer("OTTER_GRADING_DISK_BYTES", 512<<20, 16<<20, 1<<40)),
+			},
+			Builds: docker.Builds{
+				Enabled:   p.boolean("OTTER_ASSIGNMENT_IMAGES", true),
+				Network:   p.str("OTTER_BUILD_NETWORK", ""),
+				PipConfig: p.str("OTTER_BUILD_PIP_CONF", ""),
+				CACert:    p.str("OTTER_BUILD_CA_CERT", ""),
+			},
+		},
 	}
+	// What follows from a value already read: the data directory's files,
+	// and the one grading timeout and output limit, whichever the runner.
 	c.Database = p.str("OTTER_DATABASE", filepath.Join(c.DataDir, "otter.db"))
-	c.Courses = p.courses("OTTER_COURSE_REPOS")
-	c.Hub = p.hub(c.Prefix, c.TestUser)
+	c.Local.WorkDir = filepath.Join(c.DataDir, "jobs")
+	c.Git.CacheDir = filepath.Join(c.DataDir, "courses")
+	c.Docker.Limits.Timeout, c.Docker.Limits.Output = c.Local.Timeout, c.Local.MaxOutput
+	c.Git.Courses = p.courses("OTTER_COURSE_REPOS")
+	c.Hub = p.hub(c.HTTP.Prefix, c.TestUser)
 
-	if !strings.HasPrefix(c.Prefix, "/") {
-		p.fail("JUPYTERHUB_SERVICE_PREFIX must start with /, got %q", c.Prefix)
+	if !strings.HasPrefix(c.HTTP.Prefix, "/") {
+		p.fail("JUPYTERHUB_SERVICE_PREFIX must start with /, got %q", c.HTTP.Prefix)
 	}
 	if c.Runner != "local" && c.Runner != "docker" {
 		p.fail("OTTER_RUNNER must be \"docker\" or \"local\", got %q", c.Runner)
 	}
-	if c.Runner == "local" && c.Otter == "" {
+	if c.Runner == "local" && c.Local.Otter == "" {
 		p.fail("OTTER_COMMAND is not set and no otter executable was found in .venv/bin or PATH (run scripts/python-env.sh)")
 	}
 	c.Posting = p.posting(c)
-	for name, f := range map[string]string{"OTTER_BUILD_PIP_CONF": c.Builds.PipConfig, "OTTER_BUILD_CA_CERT": c.Builds.CACert} {
+	for name, f := range map[string]string{"OTTER_BUILD_PIP_CONF": c.Docker.Builds.PipConfig, "OTTER_BUILD_CA_CERT": c.Docker.Builds.CACert} {
 		if _, err := os.Stat(f); f != "" && err != nil {
 			p.fail("%s: %v", name, err)
 		}
 	}
-	if c.Lease < 3*time.Second {
-		p.fail("OTTER_LEASE must be at least 3s, got %s", c.Lease)
+	if c.Service.Lease < 3*time.Second {
+		p.fail("OTTER_LEASE must be at least 3s, got %s", c.Service.Lease)
 	}
-	if c.Refresh < time.Second {
-		p.fail("OTTER_REPO_REFRESH must be at least 1s, got %s", c.Refresh)
+	if c.Git.Interval < time.Second {
+		p.fail("OTTER_REPO_REFRESH must be at least 1s, got %s", c.Git.Interval)
 	}
-	if c.Timeout <= 0 {
-		p.fail("OTTER_GRADING_TIMEOUT must be positive, got %s", c.Timeout)
+	if c.Local.Timeout <= 0 {
+		p.fail("OTTER_GRADING_TIMEOUT must be positive, got %s", c.Local.Timeout)
 	}
 	if len(p.problems) > 0 {
 		return nil, fmt.Errorf("invalid configuration:\n  %w", errors.Join(p.problems...))

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,10 +24,7 @@ import (
 	"github.com/otter-service/otter-service/courseconfig/git"
 	"github.com/otter-service/otter-service/grading"
 	"github.com/otter-service/otter-service/grading/docker"
-	"github.com/otter-service/otter-service/grading/local"
-	"github.com/otter-service/otter-service/lti"
 	"github.com/otter-service/otter-service/service"
-	"github.com/otter-service/otter-service/service/edx"
 	"github.com/otter-service/otter-service/service/firestore"
 	"github.com/otter-service/otter-service/service/httpapi"
 	"github.com/otter-service/otter-service/service/jupyterhub"
@@ -73,7 +69,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	level := slog.LevelInfo
-	if cfg.Verbose {
+	if cfg.Service.VerboseLogging {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -81,7 +77,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	jobs := filepath.Join(cfg.DataDir, "jobs")
+	jobs := cfg.Local.WorkDir
 	// Job directories left by a crash are garbage: nothing reads them again.
 	if err := os.RemoveAll(jobs); err != nil {
 		return fmt.Errorf("cleaning %s: %w", jobs, err)
@@ -126,13 +122,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	// Course materials: cached clones under the data directory, used at once
 	// and fetched in the background until ctx ends.
-	courses := git.New(git.Options{
-		Courses:    cfg.Courses,
-		CacheDir:   filepath.Join(cfg.DataDir, "courses"),
-		Interval:   cfg.Refresh,
-		MinRefresh: cfg.MinRefresh,
-		Log:        log,
-	})
+	cfg.Git.Log = log
+	courses := git.New(cfg.Git)
 	courses.Start(ctx)
 	defer courses.Wait()
 	for _, st := range courses.Status() {
@@ -140,12 +131,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			log.Info("course materials from the cache", "course", st.Course, "commit", st.Commit)
 		}
 	}
-	var runner grading.Runner = &local.Runner{Otter: cfg.Otter, WorkDir: jobs, Timeout: cfg.Timeout, MaxOutput: cfg.MaxOutput}
+	var runner grading.Runner = &cfg.Local
 	if cfg.Runner == "docker" {
-		dr, err := docker.New(cfg.Image, cfg.Instance, docker.Limits{
-			Memory: cfg.Memory, CPUs: cfg.CPUs, Processes: int64(cfg.Processes), Disk: cfg.Disk,
-			Output: cfg.MaxOutput, Timeout: cfg.Timeout,
-		}, cfg.Workers, cfg.Builds)
+		dr, err := docker.New(cfg.Docker.Image, cfg.Docker.Instance, cfg.Docker.Limits, cfg.Service.Workers, cfg.Docker.Builds)
 		if err != nil {
 			return err
 		}
@@ -161,25 +149,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		runner = dr
 	}
-	svcCfg := service.Config{
-		Workers:         cfg.Workers,
-		Lease:           cfg.Lease,
-		MaxAttempts:     cfg.MaxAttempts,
-		ShutdownGrace:   cfg.ShutdownGrace,
-		VerboseLogging:  cfg.Verbose,
-		PostRetryPeriod: cfg.Posting.RetryPeriod,
-		PostBackoffBase: cfg.Posting.BackoffBase,
-		PostTimeout:     cfg.Posting.Timeout,
-		PostPolicy:      cfg.Posting.Policy,
-	}
-	if cfg.PostGrade {
-		svcCfg.Poster = &edx.Poster{
-			EdXURL:      cfg.EdXURL,
-			Courses:     courses,
-			Credentials: edx.StaticCredentials(cfg.Posting.Default, cfg.Posting.PerCourse),
-			Client:      &lti.Client{Timeout: cfg.Posting.Timeout},
-		}
-		log.Info("grades are posted to edX", "edx_url", cfg.EdXURL, "retry_period", cfg.Posting.RetryPeriod, "policy", cfg.Posting.Policy)
+	if cfg.Posting.Enabled {
+		cfg.Posting.EdX.Courses = courses
+		cfg.Service.Poster = &cfg.Posting.EdX
+		log.Info("grades are posted to edX", "edx_url", cfg.Posting.EdX.EdXURL, "retry_period", cfg.Service.PostRetryPeriod, "policy", cfg.Service.PostPolicy)
 	} else {
 		log.Info("POST_GRADE is false: grades are recorded, not posted to edX")
 	}
@@ -191,17 +164,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		return out
 	}})
-	svcCfg.Observer = mx
-	svcCfg.MaxQueue = cfg.MaxQueue
-	svcCfg.MaxPerUser = cfg.MaxPerUser
-	svcCfg.UnavailableRetry = cfg.UnavailRetry
-	svc := service.New(store, courses, runner, svcCfg, log)
+	cfg.Service.Observer = mx
+	svc := service.New(store, courses, runner, cfg.Service, log)
 
 	var draining atomic.Bool
 	checker, _ := runner.(interface{ Check(context.Context) error })
-	ready := func(ctx context.Context) map[string]string {
+	cfg.HTTP.Ready = func(ctx context.Context) map[string]string {
 		return readiness(ctx, &draining, store, checker, courses.Status())
 	}
+	cfg.HTTP.Metrics, cfg.HTTP.Monitor = mx.Handler(), mx
 
 	var buildFailures func() []docker.BuildFailure
 	if b, ok := runner.(interface{ BuildFailures() []docker.BuildFailure }); ok {
@@ -213,16 +184,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	srv := &http.Server{
-		Handler: withDiagnostics(httpapi.Handler(svc, auth, httpapi.Config{Prefix: cfg.Prefix, MaxBodySize: cfg.MaxBody,
-			Ready: ready, Metrics: mx.Handler(), Monitor: mx}, log), buildFailures),
+		Handler:           withDiagnostics(httpapi.Handler(svc, auth, cfg.HTTP, log), buildFailures),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "prefix", cfg.Prefix, "workers", cfg.Workers,
-		"runner", cfg.Runner, "database", cfg.Database, "courses", len(cfg.Courses))
+	log.Info("listening", "addr", ln.Addr().String(), "prefix", cfg.HTTP.Prefix, "workers", cfg.Service.Workers,
+		"runner", cfg.Runner, "database", cfg.Database, "courses", len(cfg.Git.Courses))
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -247,7 +217,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	// Then stop intake; requests in flight finish (an accepted submission is
 	// on disk before it is acknowledged). Then the workers get their grace.
-	log.Info("shutting down: no new submissions; running gradings get a grace period", "grace", cfg.ShutdownGrace)
+	log.Info("shutting down: no new submissions; running gradings get a grace period", "grace", cfg.Service.ShutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
