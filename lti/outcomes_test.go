@@ -325,3 +325,38 @@ func TestClientDoesNotFollowRedirects(t *testing.T) {
 		t.Error("the caller's http.Client was changed")
 	}
 }
+
+// A request sent whole that gets no answer, or whose success answer breaks
+// off, may have been applied: IsUnanswered. One that never left, or that
+// got an answer, was not.
+func TestReplaceResultUnanswered(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	_, hang := newFakeEdX(t, func(w http.ResponseWriter, r *http.Request, _ outcomeRequest) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	_, broken := newFakeEdX(t, func(w http.ResponseWriter, r *http.Request, _ outcomeRequest) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("<?xml"))
+		panic(http.ErrAbortHandler) // the connection breaks mid-answer
+	})
+	_, unavailable := newFakeEdX(t, func(w http.ResponseWriter, r *http.Request, _ outcomeRequest) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL, _ := lti.OutcomeURL(closed.URL, "BerkeleyX+Data8.1x+3T2022", "6333e19d6b4d46f88df671ba50f616d8")
+	closed.Close() // nothing listens: the request never leaves
+	for _, tc := range []struct {
+		name, url string
+		want      bool
+	}{{"no answer", hang, true}, {"a success answer broken off", broken, true}, {"503", unavailable, false}, {"connection refused", closedURL, false}} {
+		err := (&lti.Client{Timeout: 300 * time.Millisecond}).ReplaceResult(context.Background(), testCreds, tc.url, sourcedID, 0.5)
+		if err == nil || lti.IsPermanent(err) || lti.IsUnanswered(err) != tc.want {
+			t.Errorf("%s: err = %v, unanswered %v; want a transient error, unanswered %v", tc.name, err, lti.IsUnanswered(err), tc.want)
+		}
+	}
+}
