@@ -45,6 +45,7 @@ type corpusEntry struct {
 // checking that the build is of the current sources.
 func corpus(t *testing.T) (string, map[string]corpusEntry) {
 	t.Helper()
+	testenv.Slow(t, "grades the whole corpus")
 	root := testenv.RepoRoot(t)
 	src := filepath.Join(root, "tests", "corpus")
 	dir := os.Getenv("OTTER_CORPUS_DIR")

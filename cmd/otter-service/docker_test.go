@@ -33,6 +33,7 @@ func ourContainers(t *testing.T, cli *client.Client, instance string) int {
 // answers.
 func dockerWithImage(t *testing.T) *client.Client {
 	t.Helper()
+	testenv.Slow(t, "runs the service with real grading containers")
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)

@@ -82,6 +82,7 @@ type proc struct {
 // until it listens.
 func start(t *testing.T, env map[string]string) *proc {
 	t.Helper()
+	testenv.Slow(t, "runs the service, grading with otter")
 	cmd := exec.Command(os.Args[0], "serve")
 	cmd.Env = []string{"OTTER_SERVICE_TEST_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "OTTER_LISTEN=127.0.0.1:0"}
 	for k, v := range env {

@@ -32,6 +32,7 @@ var instance = fmt.Sprintf("otter-service-test-%d", os.Getpid())
 
 func newRunner(t testing.TB, limits docker.Limits) *docker.Runner {
 	t.Helper()
+	testenv.Slow(t, "grades in real containers")
 	pipConf, caCert := testenv.PipBuildFiles()
 	builds := docker.Builds{Enabled: true, Network: "host", PipConfig: pipConf, CACert: caCert}
 	r, err := docker.New(testenv.GradingImage(), instance, limits, 2, builds)

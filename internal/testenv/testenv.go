@@ -32,6 +32,16 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skipf("skipping: "+format, args...)
 }
 
+// Slow skips t under -short: it grades in real containers, or builds and
+// runs the service, and takes seconds to minutes. go test -short ./... is
+// the quick loop while working; make test and CI run everything.
+func Slow(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("skipping under -short: %s", what)
+	}
+}
+
 // RepoRoot returns the repository's root directory.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
