@@ -235,7 +235,7 @@ func (s *Service) finish(ctx context.Context, sub *Submission, lease *Lease, out
 	}
 	ctx = context.WithoutCancel(ctx)
 	deadline := lease.Expires
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+	for n := 1; ; n++ {
 		err := s.store.Finish(ctx, lease, out)
 		if err == nil {
 			if out.Post == PostPending {
@@ -246,11 +246,12 @@ func (s *Service) finish(ctx context.Context, sub *Submission, lease *Lease, out
 			}
 			return
 		}
+		delay := Backoff(n, 100*time.Millisecond, 5*time.Second)
 		if ErrorCode(err) == ECONFLICT || s.now().Add(delay).After(deadline) {
 			s.logger(sub).Error("cannot record the grading outcome; the submission will be graded again", "err", err)
 			return
 		}
-		time.Sleep(delay)
+		s.pause(ctx, delay)
 	}
 }
 
