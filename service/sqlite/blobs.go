@@ -21,8 +21,9 @@ import (
 // disk, a crash leaves at most unreferenced bytes at a segment's end, and
 // the database stays small enough that its own commits are quick.
 type blobLog struct {
-	dir     string
-	maxSize int64
+	dir       string
+	maxSize   int64
+	writeEach bool // one write per blob, not one vectored write (bench_test.go's variant A1)
 
 	mu   sync.Mutex
 	cur  *segment
@@ -130,7 +131,11 @@ func (l *blobLog) appendBatch(blobs [][]byte, crcs []uint32) ([]blobRef, *segmen
 		refs[i] = blobRef{seg: s.n, off: pos, length: int64(len(b)), crc: crcs[i]}
 		pos += int64(len(b))
 	}
-	if err := writeAll(s.f, blobs, off); err != nil {
+	write := writeAll
+	if l.writeEach {
+		write = writeEach
+	}
+	if err := write(s.f, blobs, off); err != nil {
 		return nil, nil, err
 	}
 	return refs, s, nil
@@ -165,6 +170,17 @@ func (l *blobLog) close() error {
 		errs = append(errs, s.f.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// writeEach writes the buffers one after the other at off, one write each.
+func writeEach(f *os.File, bufs [][]byte, off int64) error {
+	for _, b := range bufs {
+		if _, err := f.WriteAt(b, off); err != nil {
+			return err
+		}
+		off += int64(len(b))
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -33,6 +33,7 @@ type Store struct {
 	w     *sql.DB // one connection: every write
 	r     *sql.DB // readers
 	blobs *blobLog
+	opts  options
 
 	creates chan *createReq
 	flushed chan []*createReq // from groupCommit to commitRows
@@ -143,8 +144,23 @@ CREATE TABLE IF NOT EXISTS held (
 );
 `
 
+// options are the store's settings that only bench_test.go changes.
+type options struct {
+	// inline keeps notebooks in the database (the notebook_bodies table),
+	// written in the rows' transaction, instead of in segment files: variant
+	// B of BenchmarkNotebookStorage.
+	inline bool
+	// writeEach writes a batch's notebooks to the segment with one write
+	// each instead of one vectored write: variant A1.
+	writeEach bool
+	// pageSize, if set, is the page size of a new database.
+	pageSize int
+}
+
 // Open opens (creating if needed) the database at path.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return open(path, options{}) }
+
+func open(path string, opts options) (*Store, error) {
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
@@ -153,6 +169,12 @@ func Open(path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
+	if opts.pageSize != 0 {
+		if _, err := w.Exec(fmt.Sprintf(`PRAGMA page_size = %d`, opts.pageSize)); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("setting up %s: %w", path, err)
+		}
+	}
 	if _, err := w.Exec(`PRAGMA journal_mode = WAL`); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("setting up %s: %w", path, err)
@@ -165,6 +187,12 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("updating the schema in %s: %w", path, err)
 	}
+	if opts.inline {
+		if _, err := w.Exec(`CREATE TABLE IF NOT EXISTS notebook_bodies (id TEXT PRIMARY KEY, body BLOB NOT NULL)`); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("creating the schema in %s: %w", path, err)
+		}
+	}
 	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
@@ -172,13 +200,16 @@ func Open(path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	blobs, err := openBlobLog(path+".notebooks", segmentSize)
-	if err != nil {
-		w.Close()
-		r.Close()
-		return nil, fmt.Errorf("opening the notebooks of %s: %w", path, err)
+	var blobs *blobLog
+	if !opts.inline {
+		if blobs, err = openBlobLog(path+".notebooks", segmentSize); err != nil {
+			w.Close()
+			r.Close()
+			return nil, fmt.Errorf("opening the notebooks of %s: %w", path, err)
+		}
+		blobs.writeEach = opts.writeEach
 	}
-	s := &Store{w: w, r: r, blobs: blobs, creates: make(chan *createReq), flushed: make(chan []*createReq, 1), quit: make(chan struct{})}
+	s := &Store{w: w, r: r, blobs: blobs, opts: opts, creates: make(chan *createReq), flushed: make(chan []*createReq, 1), quit: make(chan struct{})}
 	s.wg.Add(2)
 	go s.groupCommit()
 	go s.commitRows()
@@ -189,7 +220,11 @@ func Open(path string) (*Store, error) {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.quit) })
 	s.wg.Wait()
-	return errors.Join(s.w.Close(), s.r.Close(), s.blobs.close())
+	err := errors.Join(s.w.Close(), s.r.Close())
+	if s.blobs != nil {
+		err = errors.Join(err, s.blobs.close())
+	}
+	return err
 }
 
 // migrate brings a database made by an earlier version up to the schema.

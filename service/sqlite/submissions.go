@@ -63,6 +63,10 @@ func (s *Store) groupCommit() {
 				break more
 			}
 		}
+		if s.opts.inline { // variant B: no segment write; rows and notebooks in one transaction
+			s.commitBatch(batch)
+			continue
+		}
 		if err := s.writeNotebooks(batch); err != nil {
 			for _, r := range batch {
 				r.err <- err
@@ -98,17 +102,23 @@ func (s *Store) writeNotebooks(batch []*createReq) error {
 func (s *Store) commitRows() {
 	defer s.wg.Done()
 	for batch := range s.flushed {
-		err := s.insert(batch)
-		if err != nil && len(batch) > 1 {
-			// Do not let one bad submission fail the others.
-			for _, r := range batch {
-				r.err <- s.insert([]*createReq{r})
-			}
-			continue
-		}
+		s.commitBatch(batch)
+	}
+}
+
+// commitBatch commits the batch's rows in one transaction and answers its
+// requests.
+func (s *Store) commitBatch(batch []*createReq) {
+	err := s.insert(batch)
+	if err != nil && len(batch) > 1 {
+		// Do not let one bad submission fail the others.
 		for _, r := range batch {
-			r.err <- err
+			r.err <- s.insert([]*createReq{r})
 		}
+		return
+	}
+	for _, r := range batch {
+		r.err <- err
 	}
 }
 
@@ -121,6 +131,16 @@ func (s *Store) insert(batch []*createReq) error {
 				sub.ID, sub.User, sub.Course, sub.Section, sub.Assignment.Assignment, sub.ReceivedAt.UnixNano(), sub.NotebookName)
 			if err != nil {
 				return err
+			}
+			if s.opts.inline {
+				body := r.notebook
+				if body == nil {
+					body = []byte{}
+				}
+				if _, err := tx.Exec(`INSERT INTO notebook_bodies (id, body) VALUES (?, ?)`, sub.ID, body); err != nil {
+					return err
+				}
+				continue
 			}
 			if _, err := tx.Exec(`INSERT INTO notebooks (id, segment, offset, length, crc32) VALUES (?, ?, ?, ?, ?)`,
 				sub.ID, r.ref.seg, r.ref.off, r.ref.length, r.ref.crc); err != nil {
@@ -206,6 +226,14 @@ func (s *Store) Submission(ctx context.Context, id string) (*service.Submission,
 
 // Notebook implements service.Store.
 func (s *Store) Notebook(ctx context.Context, id string) ([]byte, error) {
+	if s.opts.inline {
+		var nb []byte
+		err := s.r.QueryRowContext(ctx, `SELECT body FROM notebook_bodies WHERE id = ?`, id).Scan(&nb)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, service.Errorf(service.ENOTFOUND, "There is no submission %q.", id)
+		}
+		return nb, mapError(err)
+	}
 	var ref blobRef
 	err := s.r.QueryRowContext(ctx, `SELECT segment, offset, length, crc32 FROM notebooks WHERE id = ?`, id).
 		Scan(&ref.seg, &ref.off, &ref.length, &ref.crc)
