@@ -33,8 +33,7 @@ func TestConformanceInline(t *testing.T) {
 
 // benchVariants are the stores BenchmarkNotebookStorage compares.
 var benchVariants = map[string]options{
-	"A":   {},                              // notebooks in segment files, pwritev, one fsync per batch
-	"A1":  {writeEach: true},               // the same with one pwrite per notebook
+	"A":   {},                              // notebooks in segment files, one fsync per batch (the store)
 	"B":   {inline: true},                  // notebooks as BLOBs in the database, 4 KiB pages
 	"B64": {inline: true, pageSize: 65536}, // the same with 64 KiB pages (new databases only)
 }
@@ -42,7 +41,7 @@ var benchVariants = map[string]options{
 // BenchmarkNotebookStorage compares where the embedded store keeps
 // notebooks, in one run: for each of OTTER_BENCH_ROUNDS rounds (default 5)
 // and each notebook size, every variant of benchVariants named in
-// OTTER_BENCH_VARIANTS (default "A,A1,B,B64"; the order is reversed every
+// OTTER_BENCH_VARIANTS (default "A,B,B64"; the order is reversed every
 // other round) gets a new database in OTTER_BENCH_DIR (default a temporary
 // directory: put it on the machine's disk, not a tmpfs) and 64 goroutines
 // create submissions until there are N (OTTER_BENCH_N300, default 1500, of
@@ -54,7 +53,7 @@ var benchVariants = map[string]options{
 // (scripts/bench-notebooks.sh does).
 func BenchmarkNotebookStorage(b *testing.B) {
 	rounds := envInt("OTTER_BENCH_ROUNDS", 5)
-	names := strings.Split(envString("OTTER_BENCH_VARIANTS", "A,A1,B,B64"), ",")
+	names := strings.Split(envString("OTTER_BENCH_VARIANTS", "A,B,B64"), ",")
 	for _, n := range names {
 		if _, ok := benchVariants[n]; !ok {
 			b.Fatalf("unknown variant %q", n)

@@ -14,16 +14,16 @@ import (
 
 // blobLog keeps notebooks outside the database, appended to segment files
 // (notebooks-000001.seg, ...) beside it. The group commit writes a batch's
-// notebooks with one vectored write (writes to one file are serialized by
-// the kernel anyway; one large write beats many contending ones) and flushes
-// the segment once for the whole batch, before the rows that point at them
-// are committed. So a committed row never points at data that is not on
-// disk, a crash leaves at most unreferenced bytes at a segment's end, and
-// the database stays small enough that its own commits are quick.
+// notebooks one after the other, from one goroutine, and flushes the segment
+// once for the whole batch, before the rows that point at them are
+// committed. (One vectored write per batch, pwritev, was measured against
+// this and gained nothing: BENCHMARKS.md.) So a committed row never points
+// at data that is not on disk, a crash leaves at most unreferenced bytes at
+// a segment's end, and the database stays small enough that its own commits
+// are quick.
 type blobLog struct {
-	dir       string
-	maxSize   int64
-	writeEach bool // one write per blob, not one vectored write (bench_test.go's variant A1)
+	dir     string
+	maxSize int64
 
 	mu   sync.Mutex
 	cur  *segment
@@ -131,12 +131,11 @@ func (l *blobLog) appendBatch(blobs [][]byte, crcs []uint32) ([]blobRef, *segmen
 		refs[i] = blobRef{seg: s.n, off: pos, length: int64(len(b)), crc: crcs[i]}
 		pos += int64(len(b))
 	}
-	write := writeAll
-	if l.writeEach {
-		write = writeEach
-	}
-	if err := write(s.f, blobs, off); err != nil {
-		return nil, nil, err
+	for _, b := range blobs {
+		if _, err := s.f.WriteAt(b, off); err != nil {
+			return nil, nil, err
+		}
+		off += int64(len(b))
 	}
 	return refs, s, nil
 }
@@ -170,17 +169,6 @@ func (l *blobLog) close() error {
 		errs = append(errs, s.f.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// writeEach writes the buffers one after the other at off, one write each.
-func writeEach(f *os.File, bufs [][]byte, off int64) error {
-	for _, b := range bufs {
-		if _, err := f.WriteAt(b, off); err != nil {
-			return err
-		}
-		off += int64(len(b))
-	}
-	return nil
 }
 
 func syncDir(dir string) error {

@@ -150,9 +150,6 @@ type options struct {
 	// written in the rows' transaction, instead of in segment files: variant
 	// B of BenchmarkNotebookStorage.
 	inline bool
-	// writeEach writes a batch's notebooks to the segment with one write
-	// each instead of one vectored write: variant A1.
-	writeEach bool
 	// pageSize, if set, is the page size of a new database.
 	pageSize int
 }
@@ -207,7 +204,6 @@ func open(path string, opts options) (*Store, error) {
 			r.Close()
 			return nil, fmt.Errorf("opening the notebooks of %s: %w", path, err)
 		}
-		blobs.writeEach = opts.writeEach
 	}
 	s := &Store{w: w, r: r, blobs: blobs, opts: opts, creates: make(chan *createReq), flushed: make(chan []*createReq, 1), quit: make(chan struct{})}
 	s.wg.Add(2)
