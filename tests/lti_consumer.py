@@ -11,11 +11,16 @@ edX's: HTTP 200 with imsx_codeMajor "success", or "failure" with a
 description (bad signature, unknown user, ...).
 
 Faults can be injected: HTTP errors, answers that never come, dropped
-connections, and "failure" answers for given sourcedIds.
+connections, "failure" answers for given sourcedIds, and valid requests that
+are held a while before being applied and answered (a slow edX: the answer
+reaches a client that may have given up already). Outcomes are recorded in
+the order they are applied, so the last of `received` for a sourcedId, and
+`scores()`, are what edX holds.
 
     consumer = LTIConsumer(key="k", secret="s").start()
     # EDX_URL=consumer.url, LTI_CONSUMER_KEY=k, LTI_CONSUMER_SECRET=s
     consumer.fail_next(2, status=503)
+    consumer.delay_next(1, seconds=3)
     ...
     consumer.wait_for(lambda c: len(c.received) == 1)
     consumer.stop()
@@ -53,7 +58,7 @@ PATH = re.compile(
 
 @dataclasses.dataclass
 class Outcome:
-    """One accepted replaceResultRequest."""
+    """One accepted replaceResultRequest, as applied (at: when)."""
 
     sourced_id: str
     user: str  # the part of the sourcedId after the last ":", as edX reads it
@@ -69,12 +74,23 @@ class Outcome:
 @dataclasses.dataclass
 class Event:
     """One request, whatever became of it: kind is "accepted", "rejected",
-    "status" (an injected HTTP error), "dropped" or "hung"."""
+    "status" (an injected HTTP error), "dropped", "hung", or, for a valid
+    request held by delay_next, "delayed" until it is applied (then
+    "accepted") or the consumer stops first (then "abandoned").
+
+    started is when the request arrived and ended when it was answered (for
+    an accepted one: when it was applied, just before its answer is sent),
+    both time.time(); ended is None while it is held or hanging. score is
+    the score a valid request asks for."""
 
     kind: str
     detail: str
     sourced_id: str = ""
     outcome: Outcome = None  # when accepted
+    score: float = None  # valid requests (accepted, delayed, abandoned)
+    started: float = 0.0
+    ended: float = None
+    delay: float = 0.0  # seconds it was held (delay_next)
 
 
 class _Validator(RequestValidator):
@@ -131,6 +147,7 @@ class LTIConsumer:
         self._nonces = set()
         self._lock = threading.Condition()
         self._faults = []  # [kind, remaining, arg]
+        self._delays = []  # [remaining, seconds], for valid requests only
         self._failing = {}  # sourcedId -> description
         self._stopping = threading.Event()
         self._server = None
@@ -150,6 +167,8 @@ class LTIConsumer:
         return self
 
     def stop(self):
+        """Stops serving at once: requests held by delay_next or hang_next
+        are let go unanswered (held ones are "abandoned", never applied)."""
         self._stopping.set()
         if self._server:
             self._server.shutdown()
@@ -193,6 +212,16 @@ class LTIConsumer:
         with self._lock:
             self._faults.append(["hang", n, seconds])
 
+    def delay_next(self, n, seconds):
+        """Hold each of the next n valid requests (ones that would be
+        accepted) for seconds, then apply and answer it: a slow edX that
+        applies a grade after the client may have given up. Invalid ones are
+        answered at once and do not count. Held requests are recorded as
+        "delayed" events on arrival; their outcome joins `received` when it
+        is applied, so later requests answered meanwhile come before it."""
+        with self._lock:
+            self._delays.append([n, seconds])
+
     def drop_next(self, n):
         """Close the connection of the next n requests without an answer."""
         with self._lock:
@@ -206,6 +235,7 @@ class LTIConsumer:
     def clear_faults(self):
         with self._lock:
             self._faults.clear()
+            self._delays.clear()
             self._failing.clear()
 
     def _take_fault(self):
@@ -219,16 +249,39 @@ class LTIConsumer:
                 return fault[0], fault[2]
         return None, None
 
+    def _take_delay(self):
+        with self._lock:
+            while self._delays:
+                delay = self._delays[0]
+                if delay[0] <= 0:
+                    self._delays.pop(0)
+                    continue
+                delay[0] -= 1
+                return delay[1]
+        return 0.0
+
     # --- results ---------------------------------------------------------
 
     def scores(self):
-        """The latest accepted score per sourcedId."""
+        """The score edX holds per sourcedId: the last applied."""
         with self._lock:
             return {o.sourced_id: o.score for o in self.received}
 
     def count(self, kind):
         with self._lock:
             return sum(1 for e in self.events if e.kind == kind)
+
+    def valid(self, sourced_id=None):
+        """The valid requests (accepted, delayed or abandoned), of one
+        sourcedId if given, in order of arrival."""
+        with self._lock:
+            return [e for e in self.events if e.kind in ("accepted", "delayed", "abandoned")
+                    and (sourced_id is None or e.sourced_id == sourced_id)]
+
+    def settled(self):
+        """Whether no request is held by delay_next any more."""
+        with self._lock:
+            return not any(e.kind == "delayed" for e in self.events)
 
     def wait_for(self, predicate, timeout=60.0):
         """Waits until predicate(self) is true; returns it, or fails."""
@@ -244,18 +297,36 @@ class LTIConsumer:
     def _record(self, event, outcome=None):
         with self._lock:
             event.outcome = outcome
+            if event.kind not in ("delayed", "hung"):
+                event.ended = time.time()
             self.events.append(event)
             if outcome:
                 self.received.append(outcome)
             self._lock.notify_all()
 
+    def _settle(self, event, outcome=None):
+        """A held request's end: applied (with its outcome) or abandoned."""
+        with self._lock:
+            now = time.time()
+            event.ended = now
+            if outcome:
+                outcome.at = now
+                event.kind, event.outcome = "accepted", outcome
+                self.received.append(outcome)
+            else:
+                event.kind = "abandoned"
+            self._lock.notify_all()
+
     # --- the outcome service ---------------------------------------------
 
-    def handle(self, method, host, path, headers, body):
-        """Returns (status, xml answer or None); records the request."""
+    def handle(self, method, host, path, headers, body, started=None):
+        """Returns (status, xml answer or None); records the request. A
+        request held by delay_next returns once applied; (None, None) if the
+        consumer stopped first (no answer is to be sent)."""
+        started = time.time() if started is None else started
         route = PATH.match(urllib.parse.urlsplit(path).path)
         if method != "POST" or not route:
-            self._record(Event("rejected", f"{method} {path}: no such handler"))
+            self._record(Event("rejected", f"{method} {path}: no such handler", started=started))
             return 404, None
         course, block = route["course"], route["block"]
 
@@ -270,18 +341,18 @@ class LTIConsumer:
         else:
             why = self._why(request)
         if not valid:
-            self._record(Event("rejected", "OAuth: " + why))
+            self._record(Event("rejected", "OAuth: " + why, started=started))
             return 200, _answer("failure", "OAuth verification error: " + why, "")
 
         # Body hash: the SHA-1 of the exact bytes received.
         params = dict(signature.collect_parameters(headers=headers, exclude_oauth_signature=False))
         want = base64.b64encode(hashlib.sha1(body).digest()).decode()
         if params.get("oauth_body_hash") != want:
-            self._record(Event("rejected", "OAuth body hash mismatch"))
+            self._record(Event("rejected", "OAuth body hash mismatch", started=started))
             return 200, _answer("failure", "OAuth verification error: body hash mismatch", "")
         ctype = headers.get("Content-Type", "")
         if ctype.split(";")[0].strip() != "application/xml":
-            self._record(Event("rejected", f"Content-Type {ctype!r}"))
+            self._record(Event("rejected", f"Content-Type {ctype!r}", started=started))
             return 200, _answer("failure", f"Content-Type {ctype} is not application/xml", "")
 
         # The message.
@@ -294,7 +365,7 @@ class LTIConsumer:
             if op is None:
                 raise ValueError("empty imsx_POXBody")
             if op.tag != f"{{{NS}}}replaceResultRequest":
-                self._record(Event("rejected", f"unsupported {op.tag}"))
+                self._record(Event("rejected", f"unsupported {op.tag}", started=started))
                 return 200, _answer("unsupported", "Target does not support the requested operation.", message_id)
             sourced_id = _text(op, "resultRecord/sourcedGUID/sourcedId")
             score_text = _text(op, "resultRecord/result/resultScore/textString")
@@ -303,31 +374,43 @@ class LTIConsumer:
                 raise ValueError(f"language {language.text!r}")
             score = float(score_text)
         except (ET.ParseError, ValueError, TypeError) as e:
-            self._record(Event("rejected", f"request body: {e}"))
+            self._record(Event("rejected", f"request body: {e}", started=started))
             return 200, _answer("failure", f"Request body XML parsing error: {e}", "")
 
         if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", score_text.strip()) or math.isnan(score) or not 0 <= score <= 1:
-            self._record(Event("rejected", f"score {score_text!r}", sourced_id))
+            self._record(Event("rejected", f"score {score_text!r}", sourced_id, started=started))
             return 200, _answer("failure", f"Request body XML parsing error: score {score_text} is not in [0, 1]",
                                 message_id)
         prefix = f"course-v1%3A{course}:{host}-{block}:"
         if not sourced_id.startswith(prefix):
-            self._record(Event("rejected", f"sourcedId {sourced_id!r} is not of block {block}", sourced_id))
+            self._record(Event("rejected", f"sourcedId {sourced_id!r} is not of block {block}", sourced_id,
+                               started=started))
             return 200, _answer("failure", "sourcedId does not belong to this block.", message_id)
         user = sourced_id.rsplit(":", 1)[-1]
         if self.users is not None and user not in self.users:
-            self._record(Event("rejected", f"user {user!r} not found", sourced_id))
+            self._record(Event("rejected", f"user {user!r} not found", sourced_id, started=started))
             return 200, _answer("failure", "User not found.", message_id)
         with self._lock:
             failing = self._failing.get(sourced_id)
         if failing is not None:
-            self._record(Event("rejected", "injected failure: " + failing, sourced_id))
+            self._record(Event("rejected", "injected failure: " + failing, sourced_id, started=started))
             return 200, _answer("failure", failing, message_id)
 
         outcome = Outcome(sourced_id=sourced_id, user=user, course_id=course, block_id=block, score=score,
                           score_text=score_text, message_id=message_id, consumer_key=params["oauth_consumer_key"],
                           at=time.time())
-        self._record(Event("accepted", f"{sourced_id} = {score_text}", sourced_id), outcome)
+        delay = self._take_delay()
+        if delay > 0:
+            event = Event("delayed", f"{sourced_id} = {score_text}, held {delay}s", sourced_id, score=score,
+                          started=started, delay=delay)
+            self._record(event)
+            if self._stopping.wait(delay):
+                self._settle(event)
+                return None, None
+            self._settle(event, outcome)
+        else:
+            self._record(Event("accepted", f"{sourced_id} = {score_text}", sourced_id, score=score, started=started),
+                         outcome)
         return 200, _answer("success", f"Score for {sourced_id} is now {score}", message_id)
 
     def _why(self, request):
@@ -385,34 +468,46 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self):
         c = self.consumer
+        started = time.time()
         kind, arg = c._take_fault()
         if kind == "drop":
-            c._record(Event("dropped", f"{self.command} {self.path}"))
+            c._record(Event("dropped", f"{self.command} {self.path}", started=started))
             self.close_connection = True
             return
         if kind == "hang":
-            c._record(Event("hung", f"{self.command} {self.path} for {arg}s"))
+            event = Event("hung", f"{self.command} {self.path} for {arg}s", started=started)
+            c._record(event)
             c._stopping.wait(arg)
+            with c._lock:
+                event.ended = time.time()
             self.close_connection = True
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if kind == "status":
-            c._record(Event("status", str(arg)))
+            c._record(Event("status", str(arg), started=started))
             self._send(arg, f"injected {arg}\n".encode(), "text/plain")
             return
-        status, answer = c.handle(self.command, self.headers.get("Host", ""), self.path, dict(self.headers.items()), body)
+        status, answer = c.handle(self.command, self.headers.get("Host", ""), self.path, dict(self.headers.items()), body,
+                                  started)
+        if status is None:  # held, and the consumer stopped meanwhile
+            self.close_connection = True
+            return
         if answer is None:
             self._send(status, b"not found\n", "text/plain")
         else:
             self._send(status, answer.encode(), "application/xml; charset=utf-8")
 
     def _send(self, status, data, ctype):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:  # the client gave up (a held request's, say): edX's answer goes nowhere
+            self.close_connection = True
 
 
 def main():

@@ -194,3 +194,60 @@ def test_injected_faults(consumer, target):
     assert len(consumer.received) == 5
     assert [consumer.count(k) for k in ("status", "dropped", "hung", "accepted")] == [2, 1, 1, 5]
     consumer.wait_for(lambda c: len(c.received) == 5, timeout=1)
+
+
+def test_delayed_requests_are_applied_late_in_order_of_application(consumer, target):
+    """delay_next holds valid requests, then applies them: a client that gave
+    up meanwhile never hears the answer, a request answered meanwhile is
+    applied first, and what edX holds is the last applied."""
+    url, sid = target
+    consumer.delay_next(1, seconds=3)
+
+    # An invalid request is answered at once and does not use up the delay.
+    wrong = envelope(sid, "0.3")
+    status, major, text = post(url, wrong, sign(url, wrong, secret="not the secret"), timeout=1)
+    assert (status, major) == (200, "failure"), text
+
+    late = envelope(sid, "0.2", message_id="late")
+    with pytest.raises(requests.Timeout):
+        post(url, late, sign(url, late), timeout=0.5)  # the client gives up; edX has not applied it yet
+    assert [e.kind for e in consumer.valid(sid)] == ["delayed"]
+    assert consumer.received == [] and not consumer.settled()
+
+    first = envelope(sid, "0.9", message_id="first")
+    assert post(url, first, sign(url, first))[1] == "success"  # not held: answered (and applied) at once
+    assert consumer.scores() == {sid: 0.9}
+
+    consumer.wait_for(lambda c: c.settled(), timeout=10)
+    assert [o.message_id for o in consumer.received] == ["first", "late"]
+    assert consumer.scores() == {sid: 0.2}, "the late request was applied last: edX holds its score"
+    held, answered = consumer.valid(sid)  # in order of arrival
+    assert (held.kind, held.score, held.delay, held.outcome.message_id) == ("accepted", 0.2, 3, "late")
+    assert held.ended - held.started >= 3
+    assert held.started < answered.started < answered.ended < held.ended == held.outcome.at
+    assert [consumer.count(k) for k in ("rejected", "accepted", "delayed")] == [1, 2, 0]
+
+    # Once the n delays are used up, requests are answered at once again;
+    # a client that waits long enough hears a held request's answer.
+    consumer.delay_next(1, seconds=0.5)
+    again = envelope(sid, "0.7", message_id="again")
+    started = time.monotonic()
+    assert post(url, again, sign(url, again), timeout=10)[1] == "success"
+    assert time.monotonic() - started >= 0.5
+    assert post(url, first, sign(url, first), timeout=1)[1] == "success"
+    assert consumer.scores() == {sid: 0.9} and len(consumer.received) == 4
+
+
+def test_stop_lets_held_requests_go_unapplied():
+    c = LTIConsumer(key=KEY, secret=SECRET).start()
+    url, sid = c.outcome_url(COURSE, BLOCK), c.sourced_id(COURSE, BLOCK, "a1b2c3")
+    c.delay_next(1, seconds=60)
+    body = envelope(sid, "1")
+    with pytest.raises(requests.Timeout):
+        post(url, body, sign(url, body), timeout=0.5)
+    started = time.monotonic()
+    c.stop()
+    assert time.monotonic() - started < 5, "stop waited for a held request"
+    c.wait_for(lambda c: c.settled(), timeout=5)
+    assert [e.kind for e in c.events] == ["abandoned"] and c.events[0].ended is not None
+    assert c.received == [] and c.scores() == {}

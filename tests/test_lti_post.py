@@ -2,7 +2,13 @@
 submission's grade to a local LTI consumer that checks every request's OAuth
 1.0a signature and body hash with oauthlib and answers like edX. Retries ride
 out the consumer's 5xx answers, a refusal is reported and not retried, and
-posts still pending when the service is killed are made after its restart."""
+posts still pending when the service is killed are made after its restart.
+A slow edX, which applies a grade after the service stopped waiting for its
+answer, does not leave an older grade in edX, whatever the interleaving, nor
+in the one a post made too early loses (a newer grade selected while the
+unanswered post may still be applied); a post in flight when the service is
+killed is made again, of the same grade, once; and replicas on one database
+never have two posts of one student's grade in flight at once."""
 
 import json
 import time
@@ -160,5 +166,160 @@ def test_tampering_is_held_not_posted(binary, edx, tmp_path):
         sid = edx.sourced_id(COURSE_ID, BLOCKS["lab01"], "student")
         assert len(edx.received) == 2, edx.events
         assert abs(edx.scores()[sid] - 2 / 3) < 1e-3, edx.scores()
+    finally:
+        stop(service)
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def store(request, binary, tmp_path):
+    """start(env, name="a") starts the service on the embedded store (in
+    tmp_path) or on Firestore (the emulator, collections of the test's own);
+    starting again with the same name is a restart on the same data."""
+    if request.param == "sqlite":
+        def start(env, name="a"):
+            (tmp_path / name).mkdir(exist_ok=True)
+            return start_service(binary, tmp_path / name, env)
+        return start
+    replicas = request.getfixturevalue("firestore_replicas")
+    return lambda env, name="a": replicas.start(name, **env)
+
+
+def wait_until(what, check, timeout):
+    """Calls check() until it returns something true, which it returns."""
+    deadline = time.time() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.time() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.25)
+
+
+def status(service, body):
+    code, got = service.request("GET", body["status_url"])
+    assert code == 200, got
+    return got
+
+
+def test_slow_edx_leaves_the_newest_grade(store, edx):
+    """edX applies the first post 3 s after it came, when the service, which
+    waits 2 s for an answer, has given up on it; meanwhile the student's
+    newer, perfect submission is graded. Whatever the interleaving, edX ends
+    with the perfect grade, applied after the stale one."""
+    env = {**posting_env(edx), "OTTER_POST_TIMEOUT": "2s", "OTTER_POST_BACKOFF": "2s"}
+    edx.delay_next(1, seconds=3)
+    service = store(env)
+    sid = edx.sourced_id(COURSE_ID, BLOCKS["lab01"], "student")
+    try:
+        zero = submit(service, "lab01-zero.ipynb")
+        perfect = submit(service, "lab01-perfect.ipynb")  # right away: graded alongside, received later
+        seen = set()  # every post status the zero submission showed
+
+        def posted():
+            z, p = status(service, zero), status(service, perfect)
+            seen.add((z.get("post") or {}).get("status"))
+            return p if (p.get("post") or {}).get("status") == "posted" and edx.settled() else None
+
+        done = wait_until("the perfect grade posted and edX's held request applied", posted, 300)
+        assert done["grade"] == 1.0 and done["post"]["confirmed"] is True, done
+        z = status(service, zero)
+        assert z["status"] == "graded" and z["grade"] == 0.0, z
+        mine = [o for o in edx.received if o.sourced_id == sid]
+        assert mine and mine[-1].score == 1.0, f"edX holds {mine[-1].score if mine else None}: {edx.events}"
+        assert edx.scores()[sid] == 1.0
+        sent_zero = [e for e in edx.valid(sid) if e.score == 0.0]
+        want = "replaced" if sent_zero else "superseded"  # replaced: its grade was sent; superseded: never
+        assert z["post"]["status"] == want and z["post"]["replaced_by"] == perfect["id"], (z["post"], edx.events)
+        assert bool(z["post"].get("posted_at")) == bool(sent_zero), z["post"]
+        assert "posted" not in seen, seen
+        assert edx.count("rejected") == 0, edx.events
+    finally:
+        stop(service)
+
+
+def test_post_in_flight_when_killed_is_made_again_once(binary, edx, tmp_path):
+    """The service is killed (SIGKILL) while edX holds its post unanswered;
+    edX applies it later. The restarted service claims the post again once
+    its lease (1 min with a 2 s post timeout) lapses and posts the same grade:
+    at most two requests reach edX, both of that grade."""
+    env = {**posting_env(edx), "OTTER_POST_TIMEOUT": "2s"}
+    edx.delay_next(1, seconds=20)
+    sid = edx.sourced_id(COURSE_ID, BLOCKS["lab01"], "student")
+    service = start_service(binary, tmp_path, env)
+    try:
+        body = submit(service, "lab01-partial.ipynb")
+        edx.wait_for(lambda c: c.valid(sid), timeout=300)  # the post reached edX, which holds it
+        assert [e.kind for e in edx.valid(sid)] == ["delayed"], edx.events
+    finally:
+        service.proc.kill()
+        service.proc.wait()
+    killed = time.time()
+
+    service = start_service(binary, tmp_path, env)
+    try:
+        done = wait_post(service, body["status_url"], "posted", timeout=150)
+        assert abs(done["grade"] - 2 / 3) < 1e-3 and done["post"]["confirmed"] is True, done
+        edx.wait_for(lambda c: c.settled(), timeout=30)
+        sent = edx.valid(sid)
+        assert 1 <= len(sent) <= 2, edx.events
+        assert {round(e.score, 4) for e in sent} == {round(2 / 3, 4)}, edx.events
+        assert [e.kind for e in sent] == ["accepted"] * len(sent), edx.events
+        assert abs(edx.scores()[sid] - 2 / 3) < 1e-3
+        assert len(edx.events) == len(sent), edx.events  # nothing else came: no other attempt, none refused
+        assert time.time() - killed < 90
+    finally:
+        stop(service)
+
+
+def test_replicas_post_one_at_a_time(firestore_replicas, edx):
+    """Two replicas on one Firestore database, an edX that takes 3 s over
+    every request, and one student's three quick submissions, the last two
+    made while edX holds the first post: edX never has two requests for that
+    student's grade in flight at once, and ends with the newest submission's
+    grade."""
+    env = posting_env(edx)
+    edx.delay_next(10_000, seconds=3)
+    a, b = firestore_replicas.start("a", **env), firestore_replicas.start("b", **env)
+    sid = edx.sourced_id(COURSE_ID, BLOCKS["lab01"], "student")
+    sent = [submit(a, "lab01-perfect.ipynb")]
+    edx.wait_for(lambda c: c.valid(sid), timeout=300)  # the first post is in flight
+    sent += [submit(b, "lab01-zero.ipynb"), submit(a, "lab01-partial.ipynb")]
+    for body in sent:
+        assert b.wait_done(body["status_url"])["status"] == "graded"
+    wait_post(b, sent[-1]["status_url"], "posted", timeout=300)
+    edx.wait_for(lambda c: c.settled(), timeout=30)
+    requests_ = sorted(edx.valid(sid), key=lambda e: e.started)
+    assert len(requests_) >= 2 and all(e.kind == "accepted" for e in requests_), edx.events
+    for before, after in zip(requests_, requests_[1:]):
+        assert after.started >= before.ended, f"two posts in flight at once: {before} and {after}"
+    assert abs(edx.scores()[sid] - 2 / 3) < 1e-3, edx.events
+    for body in sent[:-1]:
+        post = status(a, body)["post"]
+        assert post["status"] in ("replaced", "superseded") and post["replaced_by"] == sent[-1]["id"], post
+
+
+def test_grade_selected_while_a_post_may_still_be_applied_waits(binary, edx, tmp_path):
+    """The deterministic form of the slow-edX race: the first post (grade 0)
+    goes unanswered for the service's 15 s; edX applies it at 28 s. The
+    perfect submission is graded in between. Posting it before the
+    unanswered post's wait-out (15 s + backoff after giving up) lets edX
+    apply the stale 0 after it; the service must wait, and edX end with 1."""
+    env = {**posting_env(edx), "OTTER_POST_TIMEOUT": "15s", "OTTER_POST_BACKOFF": "2s"}
+    edx.delay_next(1, seconds=28)
+    sid = edx.sourced_id(COURSE_ID, BLOCKS["lab01"], "student")
+    service = start_service(binary, tmp_path, env)
+    try:
+        zero = submit(service, "lab01-zero.ipynb")
+        edx.wait_for(lambda c: c.valid(sid), timeout=300)  # edX holds the post of 0
+        wait_until("the service gave up waiting for edX's answer",
+                   lambda: (status(service, zero).get("post") or {}).get("last_error"), 60)
+        perfect = submit(service, "lab01-perfect.ipynb")
+        assert service.wait_done(perfect["status_url"])["status"] == "graded"
+        assert not edx.settled(), "the perfect grade came after edX applied the held post: the test shows nothing"
+        done = wait_post(service, perfect["status_url"], "posted", timeout=120)
+        edx.wait_for(lambda c: c.settled(), timeout=60)
+        order = [(e.score, e.kind) for e in sorted(edx.valid(sid), key=lambda e: e.ended)]
+        assert edx.scores()[sid] == 1.0, (f"edX holds {edx.scores()[sid]} while the service says {done['post']}; "
+                                          f"requests in order applied: {order}")
     finally:
         stop(service)
