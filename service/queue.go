@@ -268,7 +268,9 @@ func ViewPost(sub *Submission, t *PostTask) Post {
 	if p.Status != PostPending || t == nil {
 		return p
 	}
-	sent := !p.PostedAt.IsZero()
+	// Its grade was sent, or is on its way (in flight, or interrupted in
+	// flight): edX may hold it.
+	sent := !p.PostedAt.IsZero() || t.InFlight.SubmissionID == sub.ID || t.Interrupted.SubmissionID == sub.ID
 	switch {
 	case t.Want.SubmissionID != sub.ID && sent:
 		return Post{Status: PostReplaced, PostedAt: p.PostedAt, Confirmed: p.Confirmed, By: t.Want.SubmissionID}

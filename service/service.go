@@ -72,7 +72,7 @@ const (
 	PostPosted     PostStatus = "posted"     // the gradebook accepted it, and holds it
 	PostFailed     PostStatus = "failed"     // the gradebook refused it, or the retry period ended
 	PostSuperseded PostStatus = "superseded" // never sent: another submission's grade (By) is posted instead
-	PostReplaced   PostStatus = "replaced"   // sent (at PostedAt), since replaced by another submission's grade (By)
+	PostReplaced   PostStatus = "replaced"   // sent (at PostedAt; zero while on its way), since replaced by another submission's grade (By)
 )
 
 // Post is the state of posting one submission's grade, as its status shows

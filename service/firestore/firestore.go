@@ -6,7 +6,8 @@
 //	{ENVIRONMENT}-logs         user, course, section, assignment, message, trace, type, timestamp (+ submission_id)
 //
 // and beside them {ENVIRONMENT}-posts (one per student and assignment: the
-// grade to post to edX and what was sent), {ENVIRONMENT}-leases (claims of
+// grade to post to edX and what was sent), {ENVIRONMENT}-offers (graded
+// submissions' grades for their posts: see posts.go), {ENVIRONMENT}-leases (claims of
 // work: see queue.go) and {ENVIRONMENT}-held (submission bodies waiting for
 // their sender's sign-in; expires is the field for a TTL policy).
 //
@@ -36,7 +37,7 @@ const chunkSize = 900 << 10
 type Store struct {
 	client                            *firestore.Client
 	submissions, grades, logs, leases *firestore.CollectionRef
-	posts, holds                      *firestore.CollectionRef
+	posts, offers, holds              *firestore.CollectionRef
 
 	faults        atomic.Pointer[func(op string, applied bool) error] // set by the tests only
 	postsMigrated atomic.Bool                                         // see migratePosts
@@ -73,6 +74,7 @@ func New(ctx context.Context, projectID, environment string) (*Store, error) {
 		logs:        client.Collection(environment + "-logs"),
 		leases:      client.Collection(environment + "-leases"),
 		posts:       client.Collection(environment + "-posts"),
+		offers:      client.Collection(environment + "-offers"),
 		holds:       client.Collection(environment + "-held"),
 	}, nil
 }

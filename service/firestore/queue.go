@@ -15,9 +15,9 @@ import (
 
 // The work queue (service/queue.go): one lease protocol over two
 // collections, submissions (KindGrade, one document per submission) and
-// posts (KindPost, one per student and assignment), whose documents share
-// the fields status, claims, attempts, lease_token, lease_expires_us and
-// not_before_us.
+// posts (KindPost, one per student and assignment; see posts.go for how
+// grades reach them), whose documents share the fields status, claims,
+// attempts, lease_token, lease_expires_us and not_before_us.
 //
 // A claim is two writes. First the lease document of the item's next claim
 // number ({ENVIRONMENT}-leases/{id}-{n} for gradings, post-{key}-{n} for
@@ -65,24 +65,10 @@ var kinds = map[service.Kind]*kind{
 		},
 	},
 	service.KindPost: {
+		// Claimed by claimPost (posts.go), which shares the lease documents.
 		name: service.KindPost, coll: func(s *Store) *firestore.CollectionRef { return s.posts },
 		available: string(service.TaskQueued), running: string(service.TaskPosting),
 		leaseID: func(id string, n int) string { return fmt.Sprintf("post-%s-%d", id, n) },
-		candidates: func(s *Store, ctx context.Context, now time.Time) ([]*firestore.DocumentSnapshot, error) {
-			snaps, err := s.getAll(ctx,
-				s.posts.Where("status", "==", string(service.TaskQueued)).Where("not_before_us", "<=", now.UnixMicro()).
-					OrderBy("not_before_us", firestore.Asc).Limit(8),
-				s.posts.Where("status", "==", string(service.TaskPosting)).Where("lease_expires_us", "<=", now.UnixMicro()).Limit(8))
-			return snaps, err
-		},
-		onClaim: func(d map[string]any, now time.Time) []firestore.Update {
-			var interrupted any
-			if d["status"] == string(service.TaskPosting) {
-				interrupted = d["inflight"]
-			}
-			return []firestore.Update{{Path: "interrupted", Value: interrupted}, {Path: "inflight", Value: d["want"]},
-				{Path: "claimed_at", Value: now.UTC()}}
-		},
 	},
 }
 
@@ -135,6 +121,9 @@ func (s *Store) Claim(ctx context.Context, k service.Kind, now time.Time, ttl ti
 		}
 		s.postsMigrated.Store(true)
 	}
+	if k == service.KindPost {
+		return s.claimPost(ctx, now, ttl)
+	}
 	// Another replica may take every candidate we saw; look again then.
 	for round := 0; round < 20; round++ {
 		cands, err := q.candidates(s, ctx, now)
@@ -166,25 +155,13 @@ func (s *Store) claimOne(ctx context.Context, q *kind, c *firestore.DocumentSnap
 	d := c.Data()
 	claims := int(intField(d, "claims"))
 	lease := &service.Lease{Kind: q.name, ID: c.Ref.ID, Token: service.NewID(), Expires: now.Add(ttl).UTC()}
-	n := 0
-	for k := claims + 1; k <= claims+maxOrphans && n == 0; k++ {
-		ref := s.leases.Doc(q.leaseID(c.Ref.ID, k))
-		switch owner, err := s.createLease(ctx, q, ref, lease, k, now); {
-		case err != nil:
-			return nil, false, err
-		case owner == lease.Token:
-			n = k
-		case owner != "":
-			return nil, true, nil // another replica holds this claim
-		}
-		// else: an abandoned claim's; try the next number
-	}
-	if n == 0 {
-		return nil, true, nil
+	n, err := s.takeClaim(ctx, q, lease, claims, now)
+	if err != nil || n == 0 {
+		return nil, n == 0 && err == nil, err
 	}
 	// Point the item to its claim, if it is as we saw it.
 	var out *service.Job
-	err := s.write("claim:"+string(q.name)+":item", func() error {
+	err = s.write("claim:"+string(q.name)+":item", func() error {
 		return s.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 			snap, err := tx.Get(c.Ref)
 			if err != nil {
@@ -220,6 +197,25 @@ func (s *Store) claimOne(ctx context.Context, q *kind, c *firestore.DocumentSnap
 }
 
 var errTaken = fmt.Errorf("firestore: the item was claimed meanwhile")
+
+// takeClaim creates the lease document of the item's next claim number
+// after claims for lease, stepping over those of abandoned claims, and
+// returns the number; 0 when another replica holds the claim.
+func (s *Store) takeClaim(ctx context.Context, q *kind, lease *service.Lease, claims int, now time.Time) (int, error) {
+	for k := claims + 1; k <= claims+maxOrphans; k++ {
+		ref := s.leases.Doc(q.leaseID(lease.ID, k))
+		switch owner, err := s.createLease(ctx, q, ref, lease, k, now); {
+		case err != nil:
+			return 0, err
+		case owner == lease.Token:
+			return k, nil
+		case owner != "":
+			return 0, nil // another replica holds this claim
+		}
+		// else: an abandoned claim's; try the next number
+	}
+	return 0, nil
+}
 
 // createLease creates the lease document ref of claim number n for lease,
 // and returns the token of the claim that owns it: lease.Token when this
@@ -282,17 +278,7 @@ func (s *Store) claimed(k service.Kind, snap *firestore.DocumentSnapshot, lease 
 		sub.Status, sub.Attempts, sub.StartedAt = service.StatusGrading, d.Attempts+1, now.UTC()
 		return &service.Job{Lease: lease, Submission: sub}, nil
 	}
-	var d postDoc
-	if err := snap.DataTo(&d); err != nil {
-		return nil, fmt.Errorf("firestore: post %s: %w", id, err)
-	}
-	t := d.task(id)
-	t.Interrupted = service.PostedGrade{}
-	if t.Status == service.TaskPosting {
-		t.Interrupted = t.InFlight
-	}
-	t.Status, t.Attempts, t.InFlight, t.NextAt = service.TaskPosting, t.Attempts+1, t.Want, time.Time{}
-	return &service.Job{Lease: lease, Post: t}, nil
+	return nil, fmt.Errorf("firestore: a %s is claimed by claimPost", k)
 }
 
 // held runs fn in a transaction on the item l leases, if l is its current
@@ -383,16 +369,7 @@ func (s *Store) Finish(ctx context.Context, l *service.Lease, out service.Outcom
 		if d.FinishedAt != nil {
 			finished = d.FinishedAt.UTC() // a retried Finish changes nothing
 		}
-		// Every read before the first write.
-		var post *service.PostTask
-		var postRef *firestore.DocumentRef
 		posting := out.Status == service.StatusGraded && out.Post == service.PostPending
-		if posting {
-			var err error
-			if post, postRef, err = s.getPostTask(tx, service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment}, d.User); err != nil {
-				return err
-			}
-		}
 		updates := []firestore.Update{
 			{Path: "status", Value: string(out.Status)},
 			{Path: "finished_at", Value: finished},
@@ -426,13 +403,13 @@ func (s *Store) Finish(ctx context.Context, l *service.Lease, out service.Outcom
 		if !posting {
 			return nil
 		}
-		a := service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment}
-		g := service.PostedGrade{SubmissionID: id, Grade: out.Grade, ReceivedAt: time.UnixMicro(d.Received).UTC()}
-		after, changed := service.OfferGrade(post, postRef.ID, d.User, a, g, finished, out.Policy)
-		if !changed {
-			return nil
-		}
-		return s.putPostTask(tx, postRef, &after)
+		// The offer to the student's post: its own document, so that no
+		// write of the post races with the post's lease holder (see posts.go).
+		return tx.Set(s.offers.Doc(id), offerDoc{
+			Key:  service.PostKey(service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment}, d.User),
+			User: d.User, Course: d.Course, Section: d.Section, Assignment: d.Assignment,
+			Grade: out.Grade, Received: d.Received, At: finished.UnixMicro(), Policy: string(out.Policy),
+		})
 	})
 }
 
@@ -446,7 +423,13 @@ func (s *Store) FinishPost(ctx context.Context, l *service.Lease, r service.Post
 		if err := snap.DataTo(&pd); err != nil {
 			return err
 		}
-		after, sent := service.ApplyPostResult(*pd.task(ref.ID), r)
+		t := pd.task(ref.ID)
+		offers, err := s.pendingOffers(tx, ref.ID)
+		if err != nil {
+			return err
+		}
+		t = foldOffers(t, ref.ID, offers)
+		after, sent := service.ApplyPostResult(*t, r)
 		if err := s.putPostTask(tx, ref, &after); err != nil {
 			return err
 		}
@@ -457,6 +440,6 @@ func (s *Store) FinishPost(ctx context.Context, l *service.Lease, r service.Post
 				return err
 			}
 		}
-		return nil
+		return markHandled(tx, offers)
 	})
 }

@@ -261,7 +261,11 @@ func (s *Store) Counts(ctx context.Context) (service.Counts, error) {
 		*q.n = n
 	}
 	n, err := count(ctx, s.posts.Where("status", "in", []string{string(service.TaskQueued), string(service.TaskPosting)}))
-	c.PostsPending = n
+	if err != nil {
+		return c, err
+	}
+	offered, err := count(ctx, s.offers.Where("handled", "==", false)) // grades not yet folded into their posts
+	c.PostsPending = n + offered
 	return c, err
 }
 

@@ -575,11 +575,14 @@ func (a *api) status(c *gin.Context) error {
 			case service.PostSuperseded:
 				resp.Message += " It was not posted to edX: the grade of another submission (" + p.By + ") is the one posted."
 			case service.PostReplaced:
-				if p.Confirmed {
-					resp.Message += " The grade was posted to edX at " + p.PostedAt.Format("15:04 UTC on 2 Jan") + ", since replaced by the grade of another submission (" + p.By + ")."
-				} else {
-					resp.Message += " The grade was sent to edX at " + p.PostedAt.Format("15:04 UTC on 2 Jan") + " (edX did not confirm it), since replaced by the grade of another submission (" + p.By + ")."
+				sent := " The grade was sent to edX"
+				if !p.PostedAt.IsZero() {
+					sent += " at " + p.PostedAt.Format("15:04 UTC on 2 Jan")
 				}
+				if !p.Confirmed {
+					sent += " (edX did not confirm it)"
+				}
+				resp.Message += sent + ", since replaced by the grade of another submission (" + p.By + ")."
 			}
 		}
 	case service.StatusNeedsReview:

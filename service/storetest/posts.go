@@ -151,6 +151,9 @@ func testNewestGradeWins(t *testing.T, s service.Store) {
 	if pt := task(t, s, zero); pt.Status != service.TaskPosting || !pt.Want.Same(grade(perfect, 1)) || !pt.InFlight.Same(grade(zero, 0)) {
 		t.Fatalf("post while the zero is in flight = %+v; want the perfect grade selected, the zero still in flight", pt)
 	}
+	if got := postOf(t, s, zero); got.Status != service.PostReplaced || got.By != perfect.ID || got.Confirmed {
+		t.Errorf("the zero's post while in flight = %+v; want on its way (replaced, unconfirmed) by %s, not superseded", got, perfect.ID)
+	}
 	// edX did not answer: the zero may be applied, even late.
 	follow := at.Add(2 * time.Minute)
 	finishPost(t, s, l, service.PostResult{Outcome: service.PostUnanswered, Error: "no answer", At: at.Add(30 * time.Second), NextAt: follow})
