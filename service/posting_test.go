@@ -72,9 +72,11 @@ func (gradeRunner) Run(_ context.Context, job grading.Job) (*grading.Result, err
 	return &grading.Result{Grade: nb.Metadata.Grade, Tests: []grading.Test{{Name: "q1", Score: nb.Metadata.Grade, MaxScore: 1, Visibility: "visible"}}}, nil
 }
 
-func notebook(grade float64) []byte {
+func notebook(grade float64) []byte { return notebookFor("lab01", grade) }
+
+func notebookFor(assignment string, grade float64) []byte {
 	return []byte(fmt.Sprintf(`{"nbformat": 4, "nbformat_minor": 5, "cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [], "execution_count": null}],
-		"metadata": {"test_grade": %v, "otter_service": {"course": "8x", "section": "1", "assignment": "lab01"}}}`, grade))
+		"metadata": {"test_grade": %v, "otter_service": {"course": "8x", "section": "1", "assignment": %q}}}`, grade, assignment))
 }
 
 // edx is the gradebook: it holds one score per student and assignment,
@@ -153,6 +155,8 @@ type harness struct {
 	store service.Store
 	clock *clock
 	svcs  []*service.Service
+	ctx   context.Context // the services run until the test ends
+	wg    sync.WaitGroup
 }
 
 // stores are the stores the tests run on: the embedded one, and Firestore
@@ -186,35 +190,74 @@ func onStores(t *testing.T, test func(t *testing.T, open func(*testing.T) servic
 // open is given) and clock.
 func newHarness(t *testing.T, replicas int, poster service.Poster, cfg service.Config, open ...func(*testing.T) service.Store) *harness {
 	t.Helper()
-	opener := stores["sqlite"]
+	opts := harnessOptions{replicas: replicas, poster: poster, cfg: cfg}
 	if len(open) > 0 {
-		opener = open[0]
+		opts.open = open[0]
 	}
-	store := opener(t)
+	h := newHarnessWith(t, opts)
+	h.run()
+	return h
+}
+
+// defaultCourses is the course 8x, with lab01 and lab02.
+func defaultCourses(t *testing.T) service.Courses {
+	t.Helper()
 	cc, err := courseconfig.Parse([]byte(`{"8x": {"1": {"course_id": "BerkeleyX+Data8.1x+3T2022",
-		"subpath_to_zips": "materials", "assignments": {"lab01": "6333e19d6b4d46f88df671ba50f616d8"}}}}`))
+		"subpath_to_zips": "materials", "assignments": {"lab01": "6333e19d6b4d46f88df671ba50f616d8", "lab02": "7393ab3b1bebe7c87c678281328bc2fa"}}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, store: store, clock: &clock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}}
-	cfg.Poster, cfg.Now, cfg.PollInterval = poster, h.clock.Now, 5*time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for i := 0; i < replicas; i++ {
-		svc := service.New(store, &courses{cfg: cc}, gradeRunner{}, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		h.svcs = append(h.svcs, svc)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			svc.Run(ctx)
-		}()
+	return &courses{cfg: cc}
+}
+
+// harnessOptions are the parts of a harness a test may replace.
+type harnessOptions struct {
+	replicas int
+	poster   service.Poster
+	cfg      service.Config
+	open     func(*testing.T) service.Store // nil: sqlite
+	runner   grading.Runner                 // nil: gradeRunner
+	courses  service.Courses                // nil: the course 8x with lab01 and lab02
+}
+
+// newHarnessWith makes the services of opts; run starts them.
+func newHarnessWith(t *testing.T, opts harnessOptions) *harness {
+	t.Helper()
+	if opts.open == nil {
+		opts.open = stores["sqlite"]
 	}
+	if opts.runner == nil {
+		opts.runner = gradeRunner{}
+	}
+	if opts.courses == nil {
+		opts.courses = defaultCourses(t)
+	}
+	store := opts.open(t)
+	h := &harness{t: t, store: store, clock: &clock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}}
+	cfg := opts.cfg
+	cfg.Poster, cfg.Now, cfg.PollInterval = opts.poster, h.clock.Now, 5*time.Millisecond
+	for i := 0; i < max(opts.replicas, 1); i++ {
+		h.svcs = append(h.svcs, service.New(store, opts.courses, opts.runner, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ctx = ctx
 	t.Cleanup(func() {
 		cancel()
-		wg.Wait()
+		h.wg.Wait()
 		store.Close()
 	})
 	return h
+}
+
+// run starts the services' workers and posting loops.
+func (h *harness) run() {
+	for _, svc := range h.svcs {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			svc.Run(h.ctx)
+		}()
+	}
 }
 
 func (h *harness) submit(grade float64) *service.Submission {
@@ -350,14 +393,22 @@ func TestPostGivesUpAfterRetryPeriod(t *testing.T) {
 	}
 	h := newHarness(t, 1, e, service.Config{PostRetryPeriod: time.Hour, PostBackoffBase: time.Minute, PostBackoffMax: 10 * time.Minute})
 	down := h.submit(0.5)
-	waitFor(t, "the first attempt", func() bool { return h.post(down).Attempts == 1 })
+	// An attempt counts once it is finished: its retry is due from when
+	// it ended, on the clock.
+	attempted := func(n int) func() bool {
+		return func() bool {
+			pt, err := h.store.PostTask(context.Background(), down.Assignment, "alice")
+			return err == nil && pt.Status != service.TaskPosting && (pt.Attempts >= n || pt.Status == service.TaskFailed)
+		}
+	}
+	waitFor(t, "the first attempt", attempted(1))
 	// Each step of the clock passes the longest backoff: one more attempt.
 	for seen := 1; h.post(down).Status != service.PostFailed; seen++ {
 		if seen > 20 {
 			t.Fatalf("post still %+v after %d attempts", h.post(down), seen)
 		}
 		h.clock.Advance(10 * time.Minute)
-		waitFor(t, "the next attempt", func() bool { p := h.post(down); return p.Attempts > seen || p.Status == service.PostFailed })
+		waitFor(t, "the next attempt", attempted(seen+1))
 	}
 	if p := h.post(down); p.Attempts < 3 || !strings.Contains(p.LastError, "could not be reached for 1h0m0s") {
 		t.Errorf("post after the retry period: %+v; want several attempts and the reason", p)
@@ -408,9 +459,11 @@ func TestOlderGradeNeverPostedOverNewer(t *testing.T) {
 	}
 	h := newHarness(t, 1, e, service.Config{PostBackoffBase: time.Minute, PostBackoffMax: time.Minute})
 	older, newer := h.submit(0.5), h.submit(1)
-	waitFor(t, "both graded, a post tried", func() bool {
+	waitFor(t, "both graded, a post tried and finished", func() bool {
+		pt, err := h.store.PostTask(context.Background(), newer.Assignment, "alice")
 		calls, _, _ := e.state()
-		return h.post(older).Status == service.PostSuperseded && h.post(newer).Status == service.PostPending && calls > 0
+		return err == nil && pt.Status == service.TaskQueued && pt.Want.SubmissionID == newer.ID && calls > 0 &&
+			h.post(older).Status == service.PostSuperseded
 	})
 	mu.Lock()
 	up = true

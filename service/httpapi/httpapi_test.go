@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -356,26 +355,6 @@ func TestFailedGradingIsReported(t *testing.T) {
 	}
 }
 
-func TestInfrastructureErrorRequeues(t *testing.T) {
-	runner := &fakeRunner{err: errors.New("docker engine is down")}
-	srv := newServer(t, runner, httpapi.DevIdentity{User: "alice"})
-	s := submit(t, srv.URL, "application/json", strings.NewReader(notebook("lab01")))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- srv.svc.Run(ctx) }()
-	waitFor(t, func() bool {
-		runner.mu.Lock()
-		defer runner.mu.Unlock()
-		return len(runner.jobs) >= 1
-	})
-	cancel()
-	<-done
-	st := getStatus(t, srv.URL+s.StatusURL)
-	if st.Status != "queued" || st.Error != nil {
-		t.Errorf("after the runner's own failure, status = %+v; want queued again, not failed", st)
-	}
-}
-
 func TestOthersSubmissionsAreHidden(t *testing.T) {
 	srv := newServer(t, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
 	s := submit(t, srv.URL, "application/json", strings.NewReader(notebook("lab01")))
@@ -396,27 +375,6 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not reached in 20s")
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func TestRepeatedlyInterruptedSubmissionFails(t *testing.T) {
-	srv := newServer(t, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
-	s := submit(t, srv.URL, "application/json", strings.NewReader(notebook("lab01")))
-	// Three workers claimed it and died (their leases lapsed long ago).
-	past := time.Now().Add(-time.Hour)
-	for i := 0; i < 3; i++ {
-		job, err := srv.store.Claim(context.Background(), service.KindGrade, past.Add(time.Duration(i)*10*time.Minute), time.Minute)
-		if err != nil || job == nil || job.Submission.ID != s.ID {
-			t.Fatalf("claim %d: %v %v", i, job, err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.svc.Run(ctx)
-	waitFor(t, func() bool { return getStatus(t, srv.URL+s.StatusURL).Status == "failed" })
-	st := getStatus(t, srv.URL+s.StatusURL)
-	if st.Error == nil || st.Error.Code != service.FailureInterrupted || !strings.Contains(st.Error.Message, "interrupted 3 times") {
-		t.Errorf("status = %+v; want failed as interrupted", st)
 	}
 }
 
