@@ -180,7 +180,7 @@ func (s *Store) claimPost(ctx context.Context, now time.Time, ttl time.Duration)
 		for _, snap := range snaps {
 			keys, seen[snap.Ref.ID] = append(keys, snap.Ref.ID), true
 		}
-		offered, err := s.offers.Where("handled", "==", false).OrderBy("at_us", firestore.Asc).Limit(16).Documents(ctx).GetAll()
+		offered, err := s.offers.Where("handled", "==", false).OrderBy("at_us", firestore.Asc).Limit(64).Documents(ctx).GetAll()
 		if err != nil {
 			return nil, mapError(err)
 		}
