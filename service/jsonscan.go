@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // A submission is a notebook of hundreds of kilobytes of which we need a few
@@ -13,13 +14,42 @@ import (
 // same job (a full validation pass, then another to skip unwanted values).
 // FuzzScanner checks this scanner against encoding/json.
 
-const maxDepth = 10000 // as encoding/json
+// The notebook we accept must be the notebook otter grades: Python reads it
+// (json.load, then nbformat), so what Python would read differently, or
+// not at all, is refused here, as a parityError: a key twice in one object
+// (Python keeps the last, where a reader keeping the first would see another
+// notebook), bytes that are not UTF-8 (Python's reader fails on them), and
+// nesting deeper than maxDepth (nbformat fails beyond about 490 levels with
+// the interpreter's default recursion limit; notebooks nest a few levels).
+const maxDepth = 200
+
+// parityError is JSON that is valid for some readers but would not be read
+// as the same notebook (or at all) by the Python that grades it.
+type parityError struct {
+	msg    string
+	offset int
+}
+
+func (e *parityError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.offset) }
+
+func (s *jsonScanner) parity(format string, args ...any) error {
+	return &parityError{msg: fmt.Sprintf(format, args...), offset: s.pos}
+}
+
+// defer notes the first parityError found, to be reported once the rest is
+// known to be valid JSON (JSON that is not is reported as such).
+func (s *jsonScanner) deferParity(format string, args ...any) {
+	if s.deferred == nil {
+		s.deferred = s.parity(format, args...)
+	}
+}
 
 // jsonScanner walks JSON text, validating it.
 type jsonScanner struct {
-	data  []byte
-	pos   int
-	depth int
+	data     []byte
+	pos      int
+	depth    int
+	deferred error // the first parityError, but for nesting (see end)
 }
 
 type syntaxError struct {
@@ -85,7 +115,7 @@ func (s *jsonScanner) value() (start, end int, err error) {
 // every value).
 func (s *jsonScanner) object(field func(key []byte) error) error {
 	if s.depth++; s.depth > maxDepth {
-		return s.fail("nesting deeper than %d levels", maxDepth)
+		return s.parity("nesting deeper than %d levels", maxDepth)
 	}
 	defer func() { s.depth-- }()
 	s.pos++ // '{'
@@ -94,6 +124,7 @@ func (s *jsonScanner) object(field func(key []byte) error) error {
 		s.pos++
 		return nil
 	}
+	var keys keySet
 	for {
 		s.ws()
 		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
@@ -104,6 +135,12 @@ func (s *jsonScanner) object(field func(key []byte) error) error {
 			return err
 		}
 		key := s.data[kstart:s.pos]
+		if keys.addIsDuplicate(key) {
+			pos := s.pos
+			s.pos = kstart
+			s.deferParity("the key %s appears twice in one object", truncate(string(key), 60))
+			s.pos = pos
+		}
 		s.ws()
 		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
 			return s.unexpected("':' after an object key")
@@ -136,7 +173,7 @@ func (s *jsonScanner) object(field func(key []byte) error) error {
 
 func (s *jsonScanner) array() error {
 	if s.depth++; s.depth > maxDepth {
-		return s.fail("nesting deeper than %d levels", maxDepth)
+		return s.parity("nesting deeper than %d levels", maxDepth)
 	}
 	defer func() { s.depth-- }()
 	s.pos++ // '['
@@ -166,9 +203,10 @@ func (s *jsonScanner) array() error {
 }
 
 // plain marks the bytes that may appear in a string unescaped and end
-// nothing: everything but '"', '\\' and control characters.
+// nothing: ASCII but '"', '\\' and control characters. Others are checked
+// as UTF-8.
 var plain = func() (t [256]bool) {
-	for i := 0x20; i < 256; i++ {
+	for i := 0x20; i < 0x80; i++ {
 		t[i] = i != '"' && i != '\\'
 	}
 	return t
@@ -184,7 +222,7 @@ const (
 func hasZero(w uint64) bool         { return (w-ones)&^w&highs != 0 }
 func hasLess(w uint64, n byte) bool { return (w-ones*uint64(n))&^w&highs != 0 }
 func special(w uint64) bool {
-	return hasLess(w, 0x20) || hasZero(w^(ones*'"')) || hasZero(w^(ones*'\\'))
+	return w&highs != 0 || hasLess(w, 0x20) || hasZero(w^(ones*'"')) || hasZero(w^(ones*'\\'))
 }
 
 func (s *jsonScanner) str() error {
@@ -223,7 +261,26 @@ func (s *jsonScanner) str() error {
 				return s.fail("invalid escape \\%c in string", s.data[i+1])
 			}
 		default:
-			return s.fail("control character %#02x in string", c)
+			if c < 0x80 {
+				return s.fail("control character %#02x in string", c)
+			}
+			// Non-ASCII text: a run of it is checked as UTF-8 at once.
+			j := i + 1
+			for j < len(s.data) && s.data[j] >= 0x80 {
+				j++
+			}
+			if !utf8.Valid(s.data[i:j]) {
+				for k := i; k < j; {
+					r, n := utf8.DecodeRune(s.data[k:j])
+					if r == utf8.RuneError && n <= 1 {
+						s.pos = k
+						s.deferParity("bytes that are not UTF-8 in a string")
+						break
+					}
+					k += n
+				}
+			}
+			s.pos = j
 		}
 	}
 }
@@ -276,13 +333,55 @@ func (s *jsonScanner) literal(word string) error {
 	return nil
 }
 
-// end checks that only white space follows.
+// end checks that only white space follows, then reports what Python
+// would read differently, if anything.
 func (s *jsonScanner) end() error {
 	s.ws()
 	if s.pos != len(s.data) {
 		return s.fail("unexpected data after the top-level value")
 	}
-	return nil
+	return s.deferred
+}
+
+// keySet holds the keys of one object, to find one given twice. Keys are
+// compared as Python reads them: decoded when written with escapes.
+type keySet struct {
+	raw   [keySetSmall][]byte // the first few, as written (no escapes); on the stack
+	n     int
+	large map[string]struct{} // beyond them, and every key with escapes, decoded
+}
+
+const keySetSmall = 16
+
+func (k *keySet) addIsDuplicate(raw []byte) bool {
+	if bytes.IndexByte(raw, '\\') < 0 && k.large == nil && k.n < keySetSmall {
+		for _, r := range k.raw[:k.n] {
+			if string(r) == string(raw) {
+				return true
+			}
+		}
+		k.raw[k.n] = raw
+		k.n++
+		return false
+	}
+	if k.large == nil {
+		k.large = make(map[string]struct{}, 2*keySetSmall)
+		for _, r := range k.raw[:k.n] {
+			k.large[string(r[1:len(r)-1])] = struct{}{}
+		}
+	}
+	key := string(raw[1 : len(raw)-1])
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var d string
+		if json.Unmarshal(raw, &d) == nil {
+			key = d
+		}
+	}
+	if _, ok := k.large[key]; ok {
+		return true
+	}
+	k.large[key] = struct{}{}
+	return false
 }
 
 // keyIs reports whether the raw key (with quotes) is name.

@@ -2,6 +2,7 @@ package service
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"unicode"
 	"unicode/utf8"
@@ -73,6 +74,10 @@ func scanNotebook(data []byte, wrapper bool) (notebookFields, error) {
 		if err == nil {
 			err = s.end()
 		}
+		var pe *parityError
+		if errors.As(err, &pe) {
+			return f, Errorf(EUNPROCESSABLE, "The notebook cannot be graded as sent: %v.", pe)
+		}
 		if err != nil {
 			return f, Errorf(EINVALID, "The submission is not valid JSON (%v).", err)
 		}
@@ -82,7 +87,11 @@ func scanNotebook(data []byte, wrapper bool) (notebookFields, error) {
 	if err == nil {
 		err = s.end()
 	}
-	if err != nil {
+	var pe *parityError
+	switch {
+	case errors.As(err, &pe):
+		return f, Errorf(EUNPROCESSABLE, "The notebook cannot be graded as sent: %v. The grader (Python) would not read it as this service does; save the notebook again in Jupyter and submit it again.", pe)
+	case err != nil:
 		return f, Errorf(EINVALID, "The submission is not valid JSON (%v).", err)
 	}
 	return f, nil

@@ -175,6 +175,10 @@ func TestSubmitErrors(t *testing.T) {
 		{"unknown assignment", "application/json", strings.NewReader(notebook("lab99")), 422, "unprocessable", `"lab99"`},
 		{"multipart without a file", mpType, mpEmpty, 422, "unprocessable", "curl -F file=@"},
 		{"broken multipart", "multipart/form-data; boundary=xyz", strings.NewReader("garbage"), 400, "invalid", "multipart"},
+		// Bodies Python (which grades them) would read differently, or not at all.
+		{"two metadata objects", "application/json", strings.NewReader(strings.Replace(nb, `"metadata": {"otter_service"`, `"metadata": {}, "metadata": {"otter_service"`, 1)), 422, "unprocessable", `the key "metadata" appears twice`},
+		{"not UTF-8", "application/json", strings.NewReader(strings.Replace(nb, `x = 1`, "x = '\xff\xfe'", 1)), 422, "unprocessable", "not UTF-8"},
+		{"nested too deep", "application/json", strings.NewReader(strings.Replace(nb, `"cells": [`, `"deep": `+strings.Repeat("[", 300)+strings.Repeat("]", 300)+`, "cells": [`, 1)), 422, "unprocessable", "nesting deeper than 200 levels"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,7 +210,7 @@ func TestSubmitErrors(t *testing.T) {
 		}
 		unknown = unknown || (e.Assignment.Assignment == "lab99" && strings.Contains(e.Message, "lab99"))
 	}
-	if len(logs) != 4 || !unknown { // syntax, nbformat 3, no metadata, lab99
+	if len(logs) != 7 || !unknown { // syntax, nbformat 3, no metadata, lab99, and the three Python would read differently
 		t.Errorf("%d refusal log entries (unknown assignment logged: %v); want one per refused notebook", len(logs), unknown)
 	}
 }
