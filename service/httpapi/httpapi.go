@@ -91,8 +91,13 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	}
 	a.cfg.Prefix = prefix
 	// Outside the prefix: for the orchestrator and the monitoring.
-	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "alive"}) })
+	// HEAD answers as GET does (without the body): probes and load
+	// balancers use either.
+	healthz := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "alive"}) }
+	r.GET("/healthz", healthz)
+	r.HEAD("/healthz", healthz)
 	r.GET("/readyz", a.readyz)
+	r.HEAD("/readyz", a.readyz)
 	if cfg.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(cfg.Metrics))
 	}

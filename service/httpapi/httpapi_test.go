@@ -244,6 +244,23 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("%s %s: %d %s; want %d with a JSON error", tt.method, tt.path, resp.StatusCode, body, tt.status)
 		}
 	}
+	// The probes answer HEAD as GET, without a body.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		get, _ := do(t, mustRequest(t, "GET", srv.URL+path))
+		head, body := do(t, mustRequest(t, "HEAD", srv.URL+path))
+		if head.StatusCode != get.StatusCode || len(body) != 0 || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") {
+			t.Errorf("HEAD %s: %d, %q, %d bytes; want GET's %d and type %q, no body", path, head.StatusCode, head.Header.Get("Content-Type"), len(body), get.StatusCode, get.Header.Get("Content-Type"))
+		}
+	}
+}
+
+func mustRequest(t *testing.T, method, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
 
 type submitted struct {
