@@ -163,7 +163,7 @@ func ParseResultsFor(data []byte, ag *Autograder) (*Result, error) {
 		if i == 20 {
 			break
 		}
-		res.Review = append(res.Review, clean(why, MaxTestName))
+		res.Review = append(res.Review, cleanName(why, MaxTestName))
 	}
 	if out, ok := topLevelOutput(raw.Output); ok && len(*raw.Tests) < MaxTests {
 		res.Feedback = append(res.Feedback, Feedback{Name: OutputFeedback, Visibility: VisibilityVisible, Output: out})
@@ -182,7 +182,7 @@ func ParseResultsFor(data []byte, ag *Autograder) (*Result, error) {
 	for i, t := range *raw.Tests {
 		name := fmt.Sprintf("test %d", i+1)
 		if t.Name != nil && strings.TrimSpace(*t.Name) != "" {
-			name = clean(*t.Name, MaxTestName)
+			name = cleanName(*t.Name, MaxTestName)
 		}
 		if t.MaxScore == nil {
 			res.Feedback = append(res.Feedback, Feedback{
@@ -254,6 +254,18 @@ func believable(raw json.RawMessage) (float64, bool) {
 
 func autograderError(format string, args ...any) *Error {
 	return &Error{Kind: KindAutograder, Message: "The notebook could not be graded: " + fmt.Sprintf(format, args...) + "."}
+}
+
+// cleanName is clean, also removing bidirectional formatting characters
+// (U+202E and the like), with which a name could show itself reversed or
+// hide part of itself in the pages and logs staff read.
+func cleanName(s string, n int) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Bidi_Control, r) {
+			return -1
+		}
+		return r
+	}, clean(s, n))
 }
 
 // clean truncates s to at most n bytes on a character boundary and removes

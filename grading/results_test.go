@@ -94,6 +94,16 @@ func TestParseResultsHostile(t *testing.T) {
 			t.Errorf("output not cleaned: %d bytes", len(tt.Output))
 		}
 	})
+	t.Run("bidirectional overrides dropped from names", func(t *testing.T) {
+		js := `{"tests": [{"name": "q1\u202e\u2066evil\u2069", "score": 1, "max_score": 1, "output": "שלום\u200f ok"}]}`
+		res, err := grading.ParseResults([]byte(js), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt := res.Tests[0]; tt.Name != "q1evil" || tt.Output != "שלום\u200f ok" {
+			t.Errorf("name %q, output %q; want the name without bidi controls, the output as written", tt.Name, tt.Output)
+		}
+	})
 	t.Run("deeply nested", func(t *testing.T) {
 		js := `{"tests": [{"name": "q1", "score": 1, "max_score": 1, "x": ` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}]}`
 		if _, err := grading.ParseResults([]byte(js), nil); err == nil {

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/otter-service/otter-service/grading"
 )
@@ -301,9 +304,42 @@ func (s *Service) record(ctx context.Context, sub *Submission, typ, message, tra
 	}
 	err := s.store.AppendLog(ctx, LogEntry{
 		SubmissionID: sub.ID, User: sub.User, Assignment: sub.Assignment,
-		Message: message, Trace: trace, Type: typ, Timestamp: s.now().UTC(),
+		Message: EscapeControls(message), Trace: EscapeControls(trace), Type: typ, Timestamp: s.now().UTC(),
 	})
 	if err != nil {
 		s.logger(sub).Warn("cannot write log entry to the store", "err", err)
 	}
+}
+
+// EscapeControls writes the control characters in s (but newline and tab),
+// bidirectional formatting characters and invalid UTF-8 as visible escapes
+// (\x1b, \u202e, \xff), so that what a notebook printed cannot move a
+// terminal's cursor, hide text or reorder it in the logs staff read.
+func EscapeControls(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || r < 0x20 && r != '\n' && r != '\t' || r == 0x7f || unicode.Is(unicode.Bidi_Control, r) || r >= 0x80 && r < 0xa0 {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r < 0x20 && r != '\n' && r != '\t' || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case unicode.Is(unicode.Bidi_Control, r) || r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }

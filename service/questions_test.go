@@ -90,3 +90,19 @@ func TestViewFeedback(t *testing.T) {
 		t.Error("no feedback, or none visible, should view as none")
 	}
 }
+
+func TestEscapeControls(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain\ttext\nok":    "plain\ttext\nok",
+		"\x1b[31mred\x1b[0m": `\x1b[31mred\x1b[0m`,
+		"nul\x00here":        `nul\x00here`,
+		"abc\u202edcba":      `abc\u202edcba`,
+		"café 数据":            "café 数据",
+		"bad\xffbyte":        `bad\xffbyte`,
+		"c1\u009bcontrol":    `c1\u009bcontrol`,
+	} {
+		if got := service.EscapeControls(in); got != want {
+			t.Errorf("EscapeControls(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -106,7 +106,7 @@ func (r *failingRunner) count() int {
 // TestFailedGradingIsRecorded: a failure of the notebook's (a timeout) is
 // recorded, with its reason and an error in the log.
 func TestFailedGradingIsRecorded(t *testing.T) {
-	runner := &failingRunner{err: &grading.Error{Kind: grading.KindTimeout, Message: "Grading took longer than 10m0s."}}
+	runner := &failingRunner{err: &grading.Error{Kind: grading.KindTimeout, Message: "Grading took longer than 10m0s.", Log: "cell 3\x1b[2J\x00 printed"}}
 	h := newHarnessWith(t, harnessOptions{runner: runner})
 	sub := h.submit(1)
 	h.run()
@@ -117,7 +117,10 @@ func TestFailedGradingIsRecorded(t *testing.T) {
 	}
 	logs, _ := h.store.Logs(context.Background(), sub.ID)
 	if len(logs) == 0 || logs[len(logs)-1].Type != service.LogError {
-		t.Errorf("no error logged for the failed grading: %+v", logs)
+		t.Fatalf("no error logged for the failed grading: %+v", logs)
+	}
+	if trace := logs[len(logs)-1].Trace; trace != `cell 3\x1b[2J\x00 printed` {
+		t.Errorf("the log's trace is %q; want the notebook's control bytes escaped", trace)
 	}
 }
 
