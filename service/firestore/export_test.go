@@ -1,5 +1,7 @@
 package firestore
 
+import "time"
+
 // SetFaults implements storetest.Faulty.
 func (s *Store) SetFaults(f func(op string, applied bool) error) {
 	if f == nil {
@@ -8,3 +10,6 @@ func (s *Store) SetFaults(f func(op string, applied bool) error) {
 	}
 	s.faults.Store(&f)
 }
+
+// SetTimeouts sets the bounds of what a request waits for.
+func (s *Store) SetTimeouts(read, write time.Duration) { s.readTimeout, s.writeTimeout = read, write }

@@ -39,6 +39,8 @@ type Store struct {
 	submissions, grades, logs, leases *firestore.CollectionRef
 	posts, offers, holds              *firestore.CollectionRef
 
+	readTimeout, writeTimeout time.Duration // bounds of what a request waits for
+
 	faults        atomic.Pointer[func(op string, applied bool) error] // set by the tests only
 	postsMigrated atomic.Bool                                         // see migratePosts
 }
@@ -76,6 +78,7 @@ func New(ctx context.Context, projectID, environment string) (*Store, error) {
 		posts:       client.Collection(environment + "-posts"),
 		offers:      client.Collection(environment + "-offers"),
 		holds:       client.Collection(environment + "-held"),
+		readTimeout: defaultReadTimeout, writeTimeout: defaultWriteTimeout,
 	}, nil
 }
 

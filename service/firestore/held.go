@@ -14,7 +14,7 @@ import (
 // Hold implements service.Store. Bodies larger than a document can hold are
 // kept in chunk documents beside it, written first.
 func (s *Store) Hold(ctx context.Context, key string, h service.HeldSubmission, expires time.Time) error {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	doc := s.holds.Doc(key)
 	d := map[string]any{"expires": expires.UTC(), "expires_us": expires.UnixMicro(), "notebook_name": h.NotebookName}
@@ -33,6 +33,8 @@ func (s *Store) Hold(ctx context.Context, key string, h service.HeldSubmission, 
 
 // Held implements service.Store.
 func (s *Store) Held(ctx context.Context, key string, now time.Time) (service.HeldSubmission, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
 	snap, err := s.holds.Doc(key).Get(ctx)
 	if status.Code(err) == codes.NotFound {
 		return service.HeldSubmission{}, service.Errorf(service.ENOTFOUND, "Nothing is held under this key.")

@@ -297,7 +297,7 @@ func (s *Store) claimPostKey(ctx context.Context, q *kind, key string, now time.
 
 // PostTask implements service.Store.
 func (s *Store) PostTask(ctx context.Context, a service.Assignment, user string) (*service.PostTask, error) {
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	key := service.PostKey(a, user)
 	// The offers first: a holder that folds them writes the post before

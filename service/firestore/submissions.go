@@ -15,14 +15,14 @@ import (
 
 // The submissions, their notebooks, grades and logs.
 
-// writeTimeout bounds the writes of an accepted submission: the client
-// retries an unreachable database until its context ends, and a student
-// waiting on a submission should get a clear 503 instead.
-const writeTimeout = 20 * time.Second
+// defaultWriteTimeout bounds the writes of an accepted submission: the
+// client retries an unreachable database until its context ends, and a
+// student waiting on a submission should get a clear 503 instead.
+const defaultWriteTimeout = 20 * time.Second
 
 // CreateSubmission implements service.Store.
 func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, notebook []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	doc := s.submissions.Doc(sub.ID)
 	d := submissionDoc{
@@ -51,6 +51,8 @@ func (s *Store) CreateSubmission(ctx context.Context, sub *service.Submission, n
 }
 
 func (s *Store) get(ctx context.Context, id string) (*submissionDoc, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
 	snap, err := s.submissions.Doc(id).Get(ctx)
 	if status.Code(err) == codes.NotFound {
 		return nil, service.Errorf(service.ENOTFOUND, "There is no submission %q.", id)
@@ -125,6 +127,8 @@ func getChunks(ctx context.Context, doc *firestore.DocumentRef, data []byte, n i
 
 // QueuePosition implements service.Store.
 func (s *Store) QueuePosition(ctx context.Context, id string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
 	d, err := s.get(ctx, id)
 	if err != nil {
 		return 0, err
@@ -150,6 +154,8 @@ func (s *Store) QueuePosition(ctx context.Context, id string) (int, error) {
 
 // Grades implements service.Store.
 func (s *Store) Grades(ctx context.Context, f service.GradeFilter) ([]service.Grade, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
 	q := s.grades.Query
 	for field, v := range map[string]string{"submission_id": f.SubmissionID, "user": f.User, "course": f.Course, "section": f.Section, "assignment": f.Assignment.Assignment} {
 		if v != "" {
@@ -185,7 +191,7 @@ func (s *Store) Grades(ctx context.Context, f service.GradeFilter) ([]service.Gr
 
 // AppendLog implements service.Store.
 func (s *Store) AppendLog(ctx context.Context, e service.LogEntry) error {
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	_, _, err := s.logs.Add(ctx, map[string]any{
 		"submission_id": e.SubmissionID, "user": e.User, "course": e.Course, "section": e.Section,
@@ -197,6 +203,8 @@ func (s *Store) AppendLog(ctx context.Context, e service.LogEntry) error {
 
 // Logs implements service.Store.
 func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
 	snaps, err := s.logs.Where("submission_id", "==", submissionID).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, mapError(err)
@@ -225,14 +233,15 @@ func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEnt
 	return out, nil
 }
 
-// readTimeout bounds the reads on the accept path and the health checks:
+// defaultReadTimeout bounds every read a request waits for (the accept
+// path, status pages, the health checks):
 // the client retries an unreachable database until its context ends, and a
 // student (or a probe) should get a clear 503 instead.
-const readTimeout = 10 * time.Second
+const defaultReadTimeout = 10 * time.Second
 
 // Ping implements service.Store: a read of a document that need not exist.
 func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	_, err := s.submissions.Doc("otter-service-ping").Get(ctx)
 	if status.Code(err) == codes.NotFound {
@@ -243,7 +252,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Counts implements service.Store, with count aggregations.
 func (s *Store) Counts(ctx context.Context) (service.Counts, error) {
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	var c service.Counts
 	for _, q := range []struct {
@@ -271,7 +280,7 @@ func (s *Store) Counts(ctx context.Context) (service.Counts, error) {
 
 // InFlight implements service.Store.
 func (s *Store) InFlight(ctx context.Context, user string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	return count(ctx, s.submissions.Where("user", "==", user).Where("status", "in", []string{string(service.StatusQueued), string(service.StatusGrading)}))
 }
