@@ -49,7 +49,9 @@ func (s *Service) queued(ctx context.Context) (int, error) {
 	if now := s.now(); now.Sub(s.qc.at) >= queueCacheTTL || now.Before(s.qc.at) {
 		// Not on the request's context: one client hanging up must not
 		// become the answer for the others.
-		s.qc.counts, s.qc.err = s.store.Counts(context.WithoutCancel(ctx))
+		cctx, cancel := storeContext(ctx)
+		s.qc.counts, s.qc.err = s.store.Counts(cctx)
+		cancel()
 		s.qc.at = s.now()
 	}
 	return s.qc.counts.Queued, s.qc.err

@@ -90,7 +90,9 @@ func (s *Service) post(ctx context.Context, t *PostTask, lease *Lease) {
 	}
 	r := s.attemptPost(ctx, t, sub, log)
 	s.cfg.Observer.Posted(r.Outcome)
-	if err := s.store.FinishPost(context.WithoutCancel(ctx), lease, r); err != nil {
+	fctx, cancel := storeContext(ctx)
+	defer cancel()
+	if err := s.store.FinishPost(fctx, lease, r); err != nil {
 		log.Error("cannot record the post's outcome; the post will be made again when its lease expires", "err", err)
 	}
 }

@@ -155,7 +155,10 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 			}
 		}
 		s.cfg.Observer.Graded("requeued", s.now().Sub(started), 0)
-		if rerr := s.store.Release(context.WithoutCancel(ctx), lease, notBefore); rerr != nil {
+		rctx, cancel := storeContext(ctx)
+		rerr := s.store.Release(rctx, lease, notBefore)
+		cancel()
+		if rerr != nil {
 			log.Error("cannot return the submission to the queue; it will be retried when its lease expires", "err", rerr)
 			return false
 		}
@@ -227,16 +230,18 @@ func (s *Service) keepLease(ctx context.Context, cancel context.CancelCauseFunc,
 	}
 }
 
-// finish records an outcome, retrying while the store is unavailable and the
-// lease may still be ours.
+// finish records an outcome, retrying while the store is unavailable, the
+// lease may still be ours and ctx (the gradings' context, which ends after
+// the shutdown grace) has not ended; what is not recorded is graded again.
 func (s *Service) finish(ctx context.Context, sub *Submission, lease *Lease, out Outcome) {
 	if out.FinishedAt.IsZero() {
 		out.FinishedAt = s.now().UTC()
 	}
-	ctx = context.WithoutCancel(ctx)
 	deadline := lease.Expires
 	for n := 1; ; n++ {
-		err := s.store.Finish(ctx, lease, out)
+		fctx, cancel := storeContext(ctx)
+		err := s.store.Finish(fctx, lease, out)
+		cancel()
 		if err == nil {
 			if out.Post == PostPending {
 				select {
@@ -247,12 +252,21 @@ func (s *Service) finish(ctx context.Context, sub *Submission, lease *Lease, out
 			return
 		}
 		delay := Backoff(n, 100*time.Millisecond, 5*time.Second)
-		if ErrorCode(err) == ECONFLICT || s.now().Add(delay).After(deadline) {
+		if ErrorCode(err) == ECONFLICT || s.now().Add(delay).After(deadline) || !s.pause(ctx, delay) {
 			s.logger(sub).Error("cannot record the grading outcome; the submission will be graded again", "err", err)
 			return
 		}
-		s.pause(ctx, delay)
 	}
+}
+
+// storeWriteTimeout bounds one write that must be made even when the
+// caller's context has ended (recording an outcome, returning a submission
+// to the queue): a store that does not answer must not hold up a shutdown,
+// and what is not recorded is taken up again when its lease expires.
+const storeWriteTimeout = 10 * time.Second
+
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 }
 
 func questions(res *grading.Result) []Question {

@@ -34,6 +34,9 @@ type config struct {
 	DataDir      string             // OTTER_DATA_DIR: database, job directories and the courses' clones
 	Database     string             // OTTER_DATABASE: the embedded store's file
 	DrainDelay   time.Duration      // OTTER_DRAIN_DELAY: on SIGTERM, how long readiness fails before intake stops
+	// OTTER_SHUTDOWN_TIMEOUT: on SIGTERM, the longest the whole shutdown
+	// takes (below the orchestrator's grace before it kills)
+	ShutdownTimeout time.Duration
 
 	// HTTP: Prefix is JUPYTERHUB_SERVICE_PREFIX, MaxBodySize
 	// OTTER_MAX_BODY_BYTES. serve adds Ready, Metrics and Monitor.
@@ -68,15 +71,20 @@ type dockerRunner struct {
 
 // loadConfig reads the configuration from getenv and reports every problem
 // at once.
+// shutdownMargin is what a shutdown needs beyond the drain and the grace:
+// stopping intake, and one bounded store write per unfinished grading.
+const shutdownMargin = 15 * time.Second
+
 func loadConfig(getenv func(string) string) (*config, error) {
 	p := &envParser{getenv: getenv}
 	c := &config{
-		Environment:  p.str("ENVIRONMENT", "dev"),
-		GCPProjectID: p.str("GCP_PROJECT_ID", ""),
-		TestUser:     p.str("TEST_USER", ""),
-		Listen:       p.str("OTTER_LISTEN", ":10101"),
-		DataDir:      p.str("OTTER_DATA_DIR", "var"),
-		DrainDelay:   p.duration("OTTER_DRAIN_DELAY", 5*time.Second),
+		Environment:     p.str("ENVIRONMENT", "dev"),
+		GCPProjectID:    p.str("GCP_PROJECT_ID", ""),
+		TestUser:        p.str("TEST_USER", ""),
+		Listen:          p.str("OTTER_LISTEN", ":10101"),
+		DataDir:         p.str("OTTER_DATA_DIR", "var"),
+		DrainDelay:      p.duration("OTTER_DRAIN_DELAY", 5*time.Second),
+		ShutdownTimeout: p.duration("OTTER_SHUTDOWN_TIMEOUT", 55*time.Second),
 		HTTP: httpapi.Config{
 			Prefix:      p.str("JUPYTERHUB_SERVICE_PREFIX", "/services/otter_grade/"),
 			MaxBodySize: int64(p.integer("OTTER_MAX_BODY_BYTES", 10<<20, 1<<10, 1<<30)),
@@ -154,6 +162,11 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	}
 	if c.Local.Timeout <= 0 {
 		p.fail("OTTER_GRADING_TIMEOUT must be positive, got %s", c.Local.Timeout)
+	}
+	// What the shutdown waits for, and the writes after it (returning
+	// unfinished gradings to the queue, 10s at most), must fit.
+	if need := c.DrainDelay + c.Service.ShutdownGrace + shutdownMargin; c.ShutdownTimeout < need {
+		p.fail("OTTER_SHUTDOWN_TIMEOUT (%s) must be at least OTTER_DRAIN_DELAY + OTTER_SHUTDOWN_GRACE + %s (%s)", c.ShutdownTimeout, shutdownMargin, need)
 	}
 	if len(p.problems) > 0 {
 		return nil, fmt.Errorf("invalid configuration:\n  %w", errors.Join(p.problems...))

@@ -467,6 +467,10 @@ func checkService(t *testing.T, what string, k kubeDocs, secret map[string]any, 
 	if tgps <= grace+5*time.Second {
 		t.Errorf("%s: terminationGracePeriodSeconds %s is not above OTTER_DRAIN_DELAY + OTTER_SHUTDOWN_GRACE (%s) with room to exit", what, tgps, grace)
 	}
+	if timeout := duration(t, settings, "OTTER_SHUTDOWN_TIMEOUT", 55*time.Second); tgps <= timeout || timeout < grace+shutdownMargin {
+		t.Errorf("%s: OTTER_SHUTDOWN_TIMEOUT %s must lie between OTTER_DRAIN_DELAY + OTTER_SHUTDOWN_GRACE + %s (%s) and terminationGracePeriodSeconds (%s)",
+			what, timeout, shutdownMargin, grace+shutdownMargin, tgps)
+	}
 
 	// Resources of every container, and the service runs as non-root.
 	for _, ctr := range append(listAt(pod, "containers"), listAt(pod, "initContainers")...) {

@@ -205,6 +205,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	case err := <-served:
 		return fmt.Errorf("serving: %w", err)
 	}
+	// Every wait from here on ends by the shutdown's deadline, so the
+	// process exits before the orchestrator's grace runs out, whatever is
+	// down (what is not recorded is taken up again when its lease expires).
+	deadline := time.Now().Add(cfg.ShutdownTimeout)
 	// Readiness fails first, so the orchestrator stops sending requests;
 	// submissions that still arrive meanwhile are taken as usual.
 	draining.Store(true)
@@ -218,13 +222,19 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	// Then stop intake; requests in flight finish (an accepted submission is
 	// on disk before it is acknowledged). Then the workers get their grace.
-	log.Info("shutting down: no new submissions; running gradings get a grace period", "grace", cfg.Service.ShutdownGrace)
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	log.Info("shutting down: no new submissions; running gradings get a grace period", "grace", cfg.Service.ShutdownGrace,
+		"shutdown_timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(-cfg.Service.ShutdownGrace-shutdownMargin+5*time.Second))
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("HTTP shutdown", "err", err)
 	}
-	err = <-graded
+	select {
+	case err = <-graded:
+	case <-time.After(time.Until(deadline)):
+		log.Error("shutting down: the shutdown timeout passed; exiting, leaving unfinished work to its leases", "shutdown_timeout", cfg.ShutdownTimeout)
+		err = nil
+	}
 	log.Info("stopped")
 	return err
 }
