@@ -33,10 +33,13 @@ func TestReadsAnswerWhileTheDatabaseIsDown(t *testing.T) {
 		"QueuePosition": func(ctx context.Context) error { _, err := s.QueuePosition(ctx, "x"); return err },
 		"PostTask":      func(ctx context.Context) error { _, err := s.PostTask(ctx, a, "alice"); return err },
 		"Logs":          func(ctx context.Context) error { _, err := s.Logs(ctx, "x"); return err },
-		"Grades":        func(ctx context.Context) error { _, err := s.Grades(ctx, service.GradeFilter{User: "alice"}); return err },
-		"Held":          func(ctx context.Context) error { _, err := s.Held(ctx, "k", time.Now()); return err },
-		"Counts":        func(ctx context.Context) error { _, err := s.Counts(ctx); return err },
-		"Ping":          func(ctx context.Context) error { return s.Ping(ctx) },
+		"Grades": func(ctx context.Context) error {
+			_, err := s.Grades(ctx, service.GradeFilter{User: "alice"})
+			return err
+		},
+		"Held":   func(ctx context.Context) error { _, err := s.Held(ctx, "k", time.Now()); return err },
+		"Counts": func(ctx context.Context) error { _, err := s.Counts(ctx); return err },
+		"Ping":   func(ctx context.Context) error { return s.Ping(ctx) },
 	} {
 		done := make(chan error, 1)
 		go func() { done <- read(context.Background()) }()
