@@ -299,9 +299,10 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	}
 	defer attach.Close()
 	finished := make(chan struct{})
+	var streamErr error // set before finished is closed
 	go func() {
 		defer close(finished)
-		stdcopy.StdCopy(out, out, attach.Reader) // until the command ends
+		_, streamErr = stdcopy.StdCopy(out, out, attach.Reader) // until the command ends, or the connection breaks
 	}()
 
 	timer := time.NewTimer(r.limits.Timeout)
@@ -332,14 +333,28 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		// Nothing of the student's outlives its grading: every process of
 		// the student's uid is killed, then the container is frozen while
 		// results.json (which only the grader could write) is copied out.
+		//
+		// The grader's output ending is not the grader ending: the
+		// connection to the engine may have broken. Only an exec the engine
+		// reports finished has an exit code to trust; anything else is our
+		// trouble, not the notebook's, and the submission is graded again.
 		r.killStudent(cleanup, id)
 		paused := r.cli.ContainerPause(cleanup, id) == nil
 		ins, err := r.cli.ContainerExecInspect(cleanup, exec.ID)
 		if err != nil {
+			kill()
 			return nil, fmt.Errorf("inspecting the grading command: %w", err)
+		}
+		if ins.Running {
+			kill()
+			return nil, fmt.Errorf("the connection to the Docker engine broke while the grading command still ran (%v)", streamErr)
 		}
 		exitCode = ins.ExitCode
 		data, resultsErr = r.results(cleanup, id)
+		if resultsErr != nil && !errors.Is(resultsErr, errNoResults) {
+			kill()
+			return nil, fmt.Errorf("reading results.json from the grading container: %w", resultsErr)
+		}
 		if paused {
 			r.cli.ContainerUnpause(cleanup, id)
 		}
@@ -590,8 +605,15 @@ func (r *Runner) oomKills(ctx context.Context, id, user string) int {
 
 // results copies results.json out of the container, reading at most one
 // byte past the limit.
+// errNoResults is wrapped by results' error when the grading wrote no
+// results.json; its other errors are the engine's.
+var errNoResults = errors.New("no results.json")
+
 func (r *Runner) results(ctx context.Context, id string) ([]byte, error) {
 	rc, _, err := r.cli.CopyFromContainer(ctx, id, "/autograder/results/results.json")
+	if client.IsErrNotFound(err) {
+		return nil, fmt.Errorf("%w: %v", errNoResults, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -602,9 +624,13 @@ func (r *Runner) results(ctx context.Context, id string) ([]byte, error) {
 		return nil, err
 	}
 	if hdr.Typeflag != tar.TypeReg {
-		return nil, fmt.Errorf("results.json is not a regular file")
+		return nil, fmt.Errorf("%w: results.json is not a regular file", errNoResults)
 	}
-	return io.ReadAll(io.LimitReader(tr, grading.MaxResultsSize+1))
+	data, err := io.ReadAll(io.LimitReader(tr, grading.MaxResultsSize+1))
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // jobArchive builds the tar copied to /autograder. What the student's side

@@ -1,0 +1,143 @@
+package docker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otter-service/otter-service/grading"
+	"github.com/otter-service/otter-service/grading/docker"
+)
+
+// engineProxy forwards connections to the Docker engine's socket, counting
+// the exec starts it sees, and can reset every connection open (the engine
+// restarting, a proxy in between dropping them); new ones go through.
+type engineProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	starts int
+	cond   *sync.Cond
+}
+
+func newEngineProxy(t *testing.T) *engineProxy {
+	target := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+		target = strings.TrimPrefix(h, "unix://")
+	} else if h != "" {
+		t.Skipf("DOCKER_HOST=%s is not a unix socket", h)
+	}
+	path := filepath.Join(t.TempDir(), "engine.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &engineProxy{ln: ln, target: target}
+	p.cond = sync.NewCond(&p.mu)
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.reset() })
+	t.Setenv("DOCKER_HOST", "unix://"+path)
+	return p
+}
+
+func (p *engineProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("unix", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { io.Copy(up, &counting{r: c, p: p}); up.Close() }()
+		go func() { io.Copy(c, up); c.Close() }()
+	}
+}
+
+// counting notes the exec starts in a client's requests.
+type counting struct {
+	r io.Reader
+	p *engineProxy
+}
+
+func (c *counting) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if n > 0 && bytes.Contains(b[:n], []byte("/start HTTP/1.1")) && bytes.Contains(b[:n], []byte("/exec/")) {
+		c.p.mu.Lock()
+		c.p.starts++
+		c.p.cond.Broadcast()
+		c.p.mu.Unlock()
+	}
+	return n, err
+}
+
+func (p *engineProxy) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *engineProxy) waitStarts(t *testing.T, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	deadline := time.AfterFunc(2*time.Minute, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
+	defer deadline.Stop()
+	start := time.Now()
+	for p.starts < n {
+		if time.Since(start) > 2*time.Minute {
+			t.Fatalf("saw %d exec starts in 2 minutes, want %d", p.starts, n)
+		}
+		p.cond.Wait()
+	}
+}
+
+// TestEngineConnectionResetIsOurs: the connection to the engine reset while
+// good notebooks are graded fails none of them as the notebook's fault: each
+// grading ends with its grade, or with an error of ours (the submission goes
+// back to the queue), never with a grading.Error.
+func TestEngineConnectionResetIsOurs(t *testing.T) {
+	p := newEngineProxy(t)
+	r := newRunner(t, docker.Limits{})
+	const n = 4
+	ex := load(t, "lab01-perfect.ipynb").withCell(t, "import time\ntime.sleep(5)")
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			job := ex.job()
+			job.ID = fmt.Sprintf("reset-%d", i)
+			_, errs[i] = r.Run(context.Background(), job)
+		}()
+	}
+	p.waitStarts(t, 2*n) // each grading's kernel and grader are running
+	p.reset()
+	wg.Wait()
+	for i, err := range errs {
+		t.Logf("grading %d: %v", i, err)
+		if _, isGrading := grading.AsError(err); isGrading {
+			t.Errorf("grading %d, its engine connection reset: %v; want a grade or an error of ours, not the notebook's", i, err)
+		}
+	}
+	// The engine answers again: what the broken gradings left is removed.
+	r.Close()
+	noLeftovers(t)
+}
