@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types"
@@ -127,6 +128,15 @@ type Runner struct {
 	once    sync.Once
 	refills sync.WaitGroup
 
+	// The boxes some grading or the pool holds, by key (LabelBox): the
+	// reaper removes this instance's other containers and volumes, which
+	// removals that failed (the engine unreachable) left behind.
+	liveMu   sync.Mutex
+	live     map[string]bool
+	leftover atomic.Bool   // a removal failed: reap as soon as the engine answers
+	stopReap chan struct{} // closed by Close
+	reaped   sync.WaitGroup
+
 	builds   Builds
 	log      *slog.Logger
 	buildMu  sync.Mutex              // guards building and failed
@@ -136,8 +146,20 @@ type Runner struct {
 
 // box is a started grading container with its /autograder volume.
 type box struct {
+	key        string // its LabelBox
 	id, volume string
 }
+
+// LabelBox labels a grading container and its volume with the key the
+// runner holds them by.
+const LabelBox = "otter-service.box"
+
+// reapEvery is how often the reaper looks for leftovers when nothing is
+// known to be left; reapRetry, how often it tries while something is.
+const (
+	reapEvery = time.Minute
+	reapRetry = 5 * time.Second
+)
 
 var _ grading.Runner = (*Runner)(nil)
 
@@ -155,9 +177,110 @@ func New(image, instance string, limits Limits, warm int, builds Builds) (*Runne
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{cli: cli, image: image, limits: limits, instance: instance,
+	r := &Runner{cli: cli, image: image, limits: limits, instance: instance,
 		warm: make(chan *box, max(warm, 0)), builds: builds, log: log,
-		building: map[string]*sync.Mutex{}, failed: map[string]*failedBuild{}}, nil
+		live: map[string]bool{}, stopReap: make(chan struct{}),
+		building: map[string]*sync.Mutex{}, failed: map[string]*failedBuild{}}
+	r.reaped.Add(1)
+	go r.reapLoop()
+	return r, nil
+}
+
+// reapLoop removes leftovers (see Reap): every reapEvery, and every
+// reapRetry while a removal is known to have failed, until Close.
+func (r *Runner) reapLoop() {
+	defer r.reaped.Done()
+	last := time.Now()
+	t := time.NewTicker(reapRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stopReap:
+			return
+		case <-t.C:
+		}
+		if !r.leftover.Load() && time.Since(last) < reapEvery {
+			continue
+		}
+		last = time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), reapRetry)
+		n, err := r.Reap(ctx)
+		cancel()
+		switch {
+		case err != nil:
+			r.leftover.Store(true) // the engine may still be away: try again soon
+		case n > 0:
+			r.log.Info("removed grading containers and volumes left behind", "removed", n)
+		}
+	}
+}
+
+// Reap removes this instance's containers and volumes that neither a
+// grading nor the pool of warm containers holds (left by removals that
+// failed, the engine unreachable), and returns how many it removed.
+func (r *Runner) Reap(ctx context.Context) (int, error) {
+	f := filters.NewArgs(filters.Arg("label", LabelInstance+"="+r.instance))
+	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return 0, fmt.Errorf("listing containers: %w", err)
+	}
+	vols, err := r.cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return 0, fmt.Errorf("listing volumes: %w", err)
+	}
+	// Read who is live after listing: a box made meanwhile is live by then
+	// (its key is taken before its objects are created).
+	r.liveMu.Lock()
+	live := make(map[string]bool, len(r.live))
+	for k := range r.live {
+		live[k] = true
+	}
+	r.liveMu.Unlock()
+	n := 0
+	var errs []error
+	for _, c := range list {
+		if live[c.Labels[LabelBox]] {
+			continue
+		}
+		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	for _, v := range vols.Volumes {
+		if live[v.Labels[LabelBox]] {
+			continue
+		}
+		if err := removeVolume(ctx, r.cli, v.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	if len(errs) == 0 {
+		r.leftover.Store(false)
+	}
+	return n, errors.Join(errs...)
+}
+
+// removeVolume removes a volume, retrying a little while the engine still
+// says it is in use (the removal of its container is not finished).
+func removeVolume(ctx context.Context, cli *client.Client, name string) error {
+	for try := 1; ; try++ {
+		err := cli.VolumeRemove(ctx, name, true)
+		if err == nil || client.IsErrNotFound(err) {
+			return nil
+		}
+		if try == 5 || !strings.Contains(err.Error(), "in use") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try) * 200 * time.Millisecond):
+		}
+	}
 }
 
 // Close removes the containers kept warm and releases the connection to the
@@ -172,6 +295,13 @@ func (r *Runner) Close() error {
 		close(r.warm)
 		for b := range r.warm {
 			r.discard(context.Background(), b)
+		}
+		close(r.stopReap)
+		r.reaped.Wait()
+		if r.leftover.Load() { // one last try
+			ctx, cancel := context.WithTimeout(context.Background(), reapRetry)
+			r.Reap(ctx)
+			cancel()
 		}
 		err = r.cli.Close()
 	})
@@ -209,7 +339,7 @@ func (r *Runner) RemoveOrphans(ctx context.Context) (int, error) {
 		return len(list), errors.Join(append(errs, err)...)
 	}
 	for _, v := range vols.Volumes {
-		if err := r.cli.VolumeRemove(ctx, v.Name, true); err != nil && !client.IsErrNotFound(err) {
+		if err := removeVolume(ctx, r.cli, v.Name); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -509,7 +639,11 @@ func (r *Runner) refill() {
 // mounted, that is while the container runs. The exec's end is a signal
 // student code cannot forge.
 func (r *Runner) prepare(ctx context.Context, image string) (b *box, err error) {
-	labels := map[string]string{LabelInstance: r.instance}
+	key := randomKey()
+	r.liveMu.Lock()
+	r.live[key] = true
+	r.liveMu.Unlock()
+	labels := map[string]string{LabelInstance: r.instance, LabelBox: key}
 	vol, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{
 		Driver: "local",
 		DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs",
@@ -517,9 +651,10 @@ func (r *Runner) prepare(ctx context.Context, image string) (b *box, err error) 
 		Labels: labels,
 	})
 	if err != nil {
+		r.forget(key)
 		return nil, fmt.Errorf("creating a grading volume: %w", err)
 	}
-	b = &box{volume: vol.Name}
+	b = &box{key: key, volume: vol.Name}
 	defer func() {
 		if err != nil {
 			r.discard(context.WithoutCancel(ctx), b)
@@ -561,12 +696,36 @@ func (r *Runner) prepare(ctx context.Context, image string) (b *box, err error) 
 	return b, nil
 }
 
-// discard removes a container and its volume.
+// discard removes a container and its volume. What it cannot remove (the
+// engine unreachable) the reaper removes when the engine answers again.
 func (r *Runner) discard(ctx context.Context, b *box) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ok := true
 	if b.id != "" {
-		r.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if err := r.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+			ok = false
+		}
 	}
-	r.cli.VolumeRemove(ctx, b.volume, true)
+	if ok && removeVolume(ctx, r.cli, b.volume) != nil {
+		ok = false
+	}
+	if !ok {
+		r.leftover.Store(true)
+	}
+	r.forget(b.key)
+}
+
+func (r *Runner) forget(key string) {
+	r.liveMu.Lock()
+	delete(r.live, key)
+	r.liveMu.Unlock()
+}
+
+func randomKey() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // oomCheck prints the container's count of processes killed for lack of

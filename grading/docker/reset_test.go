@@ -13,8 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
 	"github.com/otter-service/otter-service/grading"
 	"github.com/otter-service/otter-service/grading/docker"
+	"github.com/otter-service/otter-service/internal/testenv"
 )
 
 // engineProxy forwards connections to the Docker engine's socket, counting
@@ -27,6 +32,7 @@ type engineProxy struct {
 	conns  []net.Conn
 	starts int
 	cond   *sync.Cond
+	down   bool // refusing connections: the engine unreachable
 }
 
 func newEngineProxy(t *testing.T) *engineProxy {
@@ -54,6 +60,13 @@ func (p *engineProxy) serve() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
 		}
 		up, err := net.Dial("unix", p.target)
 		if err != nil {
@@ -92,6 +105,17 @@ func (p *engineProxy) reset() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// setDown makes the engine unreachable (resetting what is open) or
+// reachable again.
+func (p *engineProxy) setDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	p.mu.Unlock()
+	if down {
+		p.reset()
+	}
 }
 
 func (p *engineProxy) waitStarts(t *testing.T, n int) {
@@ -140,4 +164,63 @@ func TestEngineConnectionResetIsOurs(t *testing.T) {
 	// The engine answers again: what the broken gradings left is removed.
 	r.Close()
 	noLeftovers(t)
+}
+
+// TestLeftoversAreReapedWhenTheEngineAnswers: containers and volumes a
+// grading could not remove while the engine was unreachable are removed as
+// soon as it answers again, not at the next start of the service.
+func TestLeftoversAreReapedWhenTheEngineAnswers(t *testing.T) {
+	testenv.Slow(t, "grades in real containers")
+	p := newEngineProxy(t)
+	pipConf, caCert := testenv.PipBuildFiles()
+	inst := fmt.Sprintf("otter-service-reap-%d", os.Getpid())
+	r, err := docker.New(testenv.GradingImage(), inst, docker.Limits{}, 0, docker.Builds{Enabled: true, Network: "host", PipConfig: pipConf, CACert: caCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Check(ctx); err != nil {
+		testenv.Missing(t, "no Docker engine with the grading image: %v", err)
+	}
+	ex := load(t, "lab01-perfect.ipynb").withCell(t, "import time\ntime.sleep(30)")
+	done := make(chan error, 1)
+	go func() { _, err := r.Run(context.Background(), ex.job()); done <- err }()
+	p.waitStarts(t, 2)
+	p.setDown(true)
+	if err := <-done; err == nil {
+		t.Fatal("a grading whose engine went away succeeded")
+	} else if _, isGrading := grading.AsError(err); isGrading {
+		t.Errorf("engine gone: %v; want an error of ours", err)
+	}
+	// The engine directly, not through the proxy: what the grading left.
+	direct, err := client.NewClientWithOpts(client.WithHost("unix://"+p.target), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	f := filters.NewArgs(filters.Arg("label", docker.LabelInstance+"="+inst))
+	count := func() int {
+		list, err := direct.ContainerList(context.Background(), container.ListOptions{All: true, Filters: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vols, err := direct.VolumeList(context.Background(), volume.ListOptions{Filters: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list) + len(vols.Volumes)
+	}
+	if n := count(); n == 0 {
+		t.Fatal("the grading left nothing behind; the test needs it to")
+	}
+	p.setDown(false)
+	deadline := time.Now().Add(time.Minute)
+	for count() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d containers and volumes still left a minute after the engine answered again", count())
+		}
+		time.Sleep(200 * time.Millisecond) // polling the engine, with a deadline
+	}
 }
