@@ -39,7 +39,8 @@ type config struct {
 	ShutdownTimeout time.Duration
 
 	// HTTP: Prefix is JUPYTERHUB_SERVICE_PREFIX, MaxBodySize
-	// OTTER_MAX_BODY_BYTES. serve adds Ready, Metrics and Monitor.
+	// OTTER_MAX_BODY_BYTES, BodyBytesInFlight OTTER_BODY_BYTES_IN_FLIGHT.
+	// serve adds Ready, Metrics and Monitor.
 	HTTP httpapi.Config
 	// Service: OTTER_WORKERS, OTTER_LEASE, OTTER_MAX_ATTEMPTS,
 	// OTTER_SHUTDOWN_GRACE, VERBOSE_LOGGING (also the log's level),
@@ -86,8 +87,9 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		DrainDelay:      p.duration("OTTER_DRAIN_DELAY", 5*time.Second),
 		ShutdownTimeout: p.duration("OTTER_SHUTDOWN_TIMEOUT", 55*time.Second),
 		HTTP: httpapi.Config{
-			Prefix:      p.str("JUPYTERHUB_SERVICE_PREFIX", "/services/otter_grade/"),
-			MaxBodySize: int64(p.integer("OTTER_MAX_BODY_BYTES", 10<<20, 1<<10, 1<<30)),
+			Prefix:            p.str("JUPYTERHUB_SERVICE_PREFIX", "/services/otter_grade/"),
+			MaxBodySize:       int64(p.integer("OTTER_MAX_BODY_BYTES", 10<<20, 1<<10, 1<<30)),
+			BodyBytesInFlight: int64(p.integer("OTTER_BODY_BYTES_IN_FLIGHT", int(httpapi.DefaultBodyBytesInFlight()), 1<<20, 1<<40)),
 		},
 		Service: service.Config{
 			Workers:          p.integer("OTTER_WORKERS", runtime.NumCPU(), 1, 256),
@@ -162,6 +164,9 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	}
 	if c.Local.Timeout <= 0 {
 		p.fail("OTTER_GRADING_TIMEOUT must be positive, got %s", c.Local.Timeout)
+	}
+	if c.HTTP.BodyBytesInFlight < 2*c.HTTP.MaxBodySize {
+		p.fail("OTTER_BODY_BYTES_IN_FLIGHT (%d) must be at least twice OTTER_MAX_BODY_BYTES (%d)", c.HTTP.BodyBytesInFlight, c.HTTP.MaxBodySize)
 	}
 	// What the shutdown waits for, and the writes after it (returning
 	// unfinished gradings to the queue, 10s at most), must fit.

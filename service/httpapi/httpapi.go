@@ -50,6 +50,11 @@ type Login interface {
 type Config struct {
 	Prefix      string // e.g. /services/otter_grade/
 	MaxBodySize int64  // bytes; larger submissions get 413
+	// BodyBytesInFlight bounds the submission bytes held at once across
+	// requests (see byteBudget); beyond it submissions get 503 with
+	// Retry-After. Requests not signed in may hold a quarter of it.
+	// 0: no bound.
+	BodyBytesInFlight int64
 
 	// Ready runs the readiness checks and returns the problems by check
 	// name (empty: ready). nil: always ready.
@@ -83,6 +88,11 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 		cfg.Monitor = nopMonitor{}
 	}
 	a := &api{svc: svc, auth: auth, cfg: cfg, log: log}
+	if cfg.BodyBytesInFlight > 0 {
+		// Requests not signed in may hold a quarter, and at least two
+		// notebooks' worth of unknown length.
+		a.budget = &byteBudget{limit: cfg.BodyBytesInFlight, anyLimit: min(max(cfg.BodyBytesInFlight/4, 2*cfg.MaxBodySize), cfg.BodyBytesInFlight)}
+	}
 	a.login, _ = auth.(Login)
 	r.Use(a.logRequests, a.recover)
 	prefix := "/" + strings.Trim(cfg.Prefix, "/") + "/"
@@ -119,11 +129,12 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 }
 
 type api struct {
-	svc   *service.Service
-	auth  Authenticator
-	login Login // nil if auth cannot sign browsers in
-	cfg   Config
-	log   *slog.Logger
+	budget *byteBudget // nil: no bound
+	svc    *service.Service
+	auth   Authenticator
+	login  Login // nil if auth cannot sign browsers in
+	cfg    Config
+	log    *slog.Logger
 }
 
 // handle adapts a handler that returns an error.
@@ -251,7 +262,7 @@ func (a *api) submitOrHold(c *gin.Context) error {
 		}
 		return err
 	}
-	body, upload, release, err := a.readNotebook(c)
+	body, upload, release, err := a.readNotebook(c, false)
 	if err != nil {
 		return err
 	}
@@ -289,7 +300,7 @@ func (a *api) anonymousBrowser(r *http.Request, err error) bool {
 // the user the Hub names, and its 202 is the fetch's final answer. Nothing
 // the browser says about who it is counts.
 func (a *api) hold(c *gin.Context) error {
-	body, upload, release, err := a.readNotebook(c)
+	body, upload, release, err := a.readNotebook(c, true)
 	if err != nil {
 		return err
 	}
@@ -411,12 +422,31 @@ var bodies = sync.Pool{New: func() any { return new([]byte) }}
 // {"nb": ...} or a bare notebook) or a multipart upload with the notebook as
 // a file, whose file name (as the client gave it) it returns as upload. The
 // caller calls release when it no longer needs the body.
-func (a *api) readNotebook(c *gin.Context) (body []byte, upload string, release func(), err error) {
+func (a *api) readNotebook(c *gin.Context, anonymous bool) (body []byte, upload string, release func(), err error) {
 	r := c.Request
 	if r.ContentLength > a.cfg.MaxBodySize {
 		return nil, "", nil, a.tooLarge()
 	}
-	noop := func() {}
+	// Reserve the body's bytes before reading one (unknown lengths as the
+	// largest allowed: io.ReadAll may hold twice what it reads).
+	need := r.ContentLength
+	if need <= 0 {
+		need = 2 * a.cfg.MaxBodySize
+	}
+	giveBack, ok := a.budget.reserve(need, anonymous)
+	if !ok {
+		// The body is not read: the connection is closed after the answer,
+		// without waiting for the rest of what the client sends.
+		c.Header("Connection", "close")
+		http.NewResponseController(c.Writer).SetReadDeadline(time.Now())
+		return nil, "", nil, service.Errorf(service.EUNAVAILABLE, "The grading service is receiving many notebooks at once right now; please submit again in a minute.")
+	}
+	defer func() {
+		if err != nil {
+			giveBack()
+		}
+	}()
+	noop := giveBack
 	if r.ContentLength > 0 && isJSON(r.Header.Get("Content-Type")) {
 		// The usual case: read into a recycled buffer of the right size.
 		r.Body = http.MaxBytesReader(c.Writer, r.Body, a.cfg.MaxBodySize)
@@ -429,7 +459,7 @@ func (a *api) readNotebook(c *gin.Context) (body []byte, upload string, release 
 			bodies.Put(bp)
 			return nil, "", nil, service.Errorf(service.EINVALID, "The submission could not be read completely.")
 		}
-		return b, "", func() { bodies.Put(bp) }, nil
+		return b, "", func() { bodies.Put(bp); giveBack() }, nil
 	}
 	body, upload, err = a.readOther(c)
 	return body, upload, noop, err

@@ -1,0 +1,76 @@
+package httpapi
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// byteBudget bounds the request-body bytes the process holds at once, so
+// that memory stays bounded whatever arrives: a request reserves its body's
+// size (the largest allowed when it does not say) before reading a byte, and
+// one that does not fit is refused at once (503 with Retry-After) rather than
+// buffered. Requests from clients not signed in may use only a share of it,
+// so they can never crowd out students who are.
+type byteBudget struct {
+	mu              sync.Mutex
+	limit, anyLimit int64 // all requests; those not signed in
+	used, anyUsed   int64
+}
+
+// reserve takes n bytes of the budget (from the anonymous share too when
+// anonymous), and returns the function that gives them back; ok is false
+// when they do not fit.
+func (b *byteBudget) reserve(n int64, anonymous bool) (release func(), ok bool) {
+	if b == nil || b.limit <= 0 {
+		return func() {}, true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.limit || anonymous && b.anyUsed+n > b.anyLimit {
+		return nil, false
+	}
+	b.used += n
+	if anonymous {
+		b.anyUsed += n
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.used -= n
+			if anonymous {
+				b.anyUsed -= n
+			}
+			b.mu.Unlock()
+		})
+	}, true
+}
+
+// DefaultBodyBytesInFlight is the default bound on request-body bytes held
+// at once: a quarter of the memory the process is given (its cgroup's
+// memory.max, as in a container), else 512 MiB; at least 64 MiB.
+func DefaultBodyBytesInFlight() int64 {
+	if limit, ok := memoryLimit(); ok {
+		return max(limit/4, 64<<20)
+	}
+	return 512 << 20
+}
+
+// memoryLimit reads the cgroup (v2, then v1) memory limit of the process.
+func memoryLimit() (int64, bool) {
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		v := strings.TrimSpace(string(b))
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 || n >= 1<<62 { // "max", or v1's "no limit"
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
+}
