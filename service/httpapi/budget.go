@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // byteBudget bounds the request-body bytes the process holds at once, so
@@ -17,7 +20,17 @@ type byteBudget struct {
 	mu              sync.Mutex
 	limit, anyLimit int64 // all requests; those not signed in
 	used, anyUsed   int64
+	peak            int64     // the most used since memory was last returned
+	returned        time.Time // when it was
 }
+
+// returnAfter is how much must have been held, at most how often, for the
+// memory of a burst to be handed back to the system once it is over: the
+// runtime would keep it (and the recycled buffers) for a long while.
+const (
+	returnAfter = 64 << 20
+	returnEvery = 10 * time.Second
+)
 
 // reserve takes n bytes of the budget (from the anonymous share too when
 // anonymous), and returns the function that gives them back; ok is false
@@ -32,6 +45,7 @@ func (b *byteBudget) reserve(n int64, anonymous bool) (release func(), ok bool) 
 		return nil, false
 	}
 	b.used += n
+	b.peak = max(b.peak, b.used)
 	if anonymous {
 		b.anyUsed += n
 	}
@@ -43,7 +57,14 @@ func (b *byteBudget) reserve(n int64, anonymous bool) (release func(), ok bool) 
 			if anonymous {
 				b.anyUsed -= n
 			}
+			burstOver := b.used == 0 && b.peak >= returnAfter && time.Since(b.returned) >= returnEvery
+			if burstOver {
+				b.peak, b.returned = 0, time.Now()
+			}
 			b.mu.Unlock()
+			if burstOver {
+				go returnMemory()
+			}
 		})
 	}, true
 }
@@ -73,4 +94,12 @@ func memoryLimit() (int64, bool) {
 		return n, true
 	}
 	return 0, false
+}
+
+// returnMemory hands the memory of a burst of uploads back to the system:
+// two collections (the recycled buffers survive one), then the runtime's
+// free pages.
+func returnMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
