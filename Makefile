@@ -50,6 +50,7 @@ bench: setup grader-image
 	$(GO) test -run '^$$' -bench 'BenchmarkBurst' -benchtime 1x ./grading/docker/
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./courseconfig/git/
 	bash scripts/bench-separation.sh
+	bash scripts/bench-intake-memory.sh
 	bash scripts/bench-notebooks.sh
 
 # Regenerates the example course's zips and submissions with otter assign.
