@@ -51,6 +51,9 @@ type Config struct {
 	PostRetryPeriod  time.Duration // how long a post is retried after grading; default 6h
 	PostBackoffBase  time.Duration // the first retry's delay; default 30s
 	PostBackoffMax   time.Duration // the longest delay between retries; default 30m
+	MaxHeld          int           // bodies held for sign-in beyond which more are refused (EUNAVAILABLE); 0: 1000
+	MaxHeldBytes     int64         // their bytes beyond which more are refused; 0: 1 GiB
+	HeldSweep        time.Duration // how often expired held bodies are deleted; default 1m
 	PostTimeout      time.Duration // how long one post may wait for edX's answer; default 30s
 	PostPolicy       PostPolicy    // which of a student's grades edX keeps; default PostLatest
 	Now              func() time.Time
@@ -75,6 +78,15 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
+	}
+	if cfg.HeldSweep <= 0 {
+		cfg.HeldSweep = time.Minute
+	}
+	if cfg.MaxHeld <= 0 {
+		cfg.MaxHeld = 1000
+	}
+	if cfg.MaxHeldBytes <= 0 {
+		cfg.MaxHeldBytes = 1 << 30
 	}
 	if cfg.PostTimeout <= 0 {
 		cfg.PostTimeout = 30 * time.Second
@@ -167,6 +179,28 @@ func (s *Service) queue(ctx context.Context, id string, who Identity, a Assignme
 // HoldTTL is how long a held submission waits for its sender to sign in.
 const HoldTTL = 15 * time.Minute
 
+// errHeldFull refuses a body to hold when the bodies waiting for sign-in
+// are at their bound.
+var errHeldFull = Errorf(EUNAVAILABLE, "Too many notebooks are waiting for their senders to sign in right now. Please sign in to the grading service first (open it from the Hub's Services menu), or submit again in a few minutes.")
+
+// sweepHeld deletes held bodies as they expire, until ctx ends.
+func (s *Service) sweepHeld(ctx context.Context) {
+	t := time.NewTicker(s.cfg.HeldSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sctx, cancel := storeContext(ctx)
+		if err := s.store.DropHeld(sctx, "", s.now()); err != nil {
+			s.log.Warn("cannot delete expired held submission bodies; will try again", "err", err)
+		}
+		cancel()
+	}
+}
+
 // Hold keeps the body of a submission whose sender is not signed in yet,
 // with the notebook's file name chosen as Submit chooses it (from name, the
 // request's), after the checks Submit makes (so a notebook that would be
@@ -181,6 +215,15 @@ func (s *Service) Hold(ctx context.Context, body []byte, name string) (string, e
 	}
 	if err := s.admit(ctx, Identity{}); err != nil {
 		return "", err
+	}
+	// Held bodies are nobody's yet: bounded in number and bytes (and
+	// counted in the queue's bound by admit), swept when they expire.
+	n, size, err := s.store.HeldUsage(ctx, s.now())
+	if err != nil {
+		return "", err
+	}
+	if n >= s.cfg.MaxHeld || size+int64(len(body)) > s.cfg.MaxHeldBytes {
+		return "", errHeldFull
 	}
 	key := NewID()
 	if err := s.store.Hold(ctx, key, HeldSubmission{Body: body, NotebookName: name}, s.now().Add(HoldTTL)); err != nil {

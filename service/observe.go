@@ -34,6 +34,7 @@ const ELIMIT = "too_many"
 type queueCache struct {
 	mu     sync.Mutex
 	counts Counts
+	held   int   // bodies held for sign-in
 	err    error // the last read's, kept as long as a good answer would be
 	at     time.Time
 }
@@ -51,10 +52,14 @@ func (s *Service) queued(ctx context.Context) (int, error) {
 		// become the answer for the others.
 		cctx, cancel := storeContext(ctx)
 		s.qc.counts, s.qc.err = s.store.Counts(cctx)
+		if s.qc.err == nil {
+			s.qc.held, _, s.qc.err = s.store.HeldUsage(cctx, s.now())
+		}
 		cancel()
 		s.qc.at = s.now()
 	}
-	return s.qc.counts.Queued, s.qc.err
+	// Bodies held for sign-in are submissions to come: they count too.
+	return s.qc.counts.Queued + s.qc.held, s.qc.err
 }
 
 // queuedOne counts a submission this instance just queued into the cached

@@ -100,8 +100,12 @@ type Store interface {
 	Held(ctx context.Context, key string, now time.Time) (HeldSubmission, error)
 
 	// DropHeld forgets the body held under key, if any, and every held body
-	// that expired at or before now.
+	// that expired at or before now (key "": only those).
 	DropHeld(ctx context.Context, key string, now time.Time) error
+
+	// HeldUsage returns how many bodies are held and not expired at now,
+	// and their bytes.
+	HeldUsage(ctx context.Context, now time.Time) (count int, bytes int64, err error)
 
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error

@@ -27,6 +27,11 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}()
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.sweepHeld(ctx)
+	}()
 	if s.cfg.Poster != nil {
 		wg.Add(1)
 		go func() {

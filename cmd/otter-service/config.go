@@ -45,6 +45,7 @@ type config struct {
 	// Service: OTTER_WORKERS, OTTER_LEASE, OTTER_MAX_ATTEMPTS,
 	// OTTER_SHUTDOWN_GRACE, VERBOSE_LOGGING (also the log's level),
 	// OTTER_MAX_QUEUE, OTTER_MAX_IN_FLIGHT_PER_USER (MaxPerUser),
+	// OTTER_MAX_HELD, OTTER_MAX_HELD_BYTES,
 	// OTTER_UNAVAILABLE_RETRY, and grade posting's OTTER_POST_RETRY_PERIOD,
 	// OTTER_POST_BACKOFF (PostBackoffBase), OTTER_POST_TIMEOUT and
 	// OTTER_POST_POLICY. serve adds Poster and Observer.
@@ -98,6 +99,8 @@ func loadConfig(getenv func(string) string) (*config, error) {
 			ShutdownGrace:    p.duration("OTTER_SHUTDOWN_GRACE", 30*time.Second),
 			VerboseLogging:   p.boolean("VERBOSE_LOGGING", false),
 			MaxQueue:         p.integer("OTTER_MAX_QUEUE", 10000, 1, 10_000_000),
+			MaxHeld:          p.integer("OTTER_MAX_HELD", 1000, 1, 1_000_000),
+			MaxHeldBytes:     int64(p.integer("OTTER_MAX_HELD_BYTES", 1<<30, 1<<20, 1<<40)),
 			MaxPerUser:       p.integer("OTTER_MAX_IN_FLIGHT_PER_USER", 5, 1, 10_000),
 			UnavailableRetry: p.duration("OTTER_UNAVAILABLE_RETRY", 30*time.Second),
 			PostRetryPeriod:  p.duration("OTTER_POST_RETRY_PERIOD", 6*time.Hour),

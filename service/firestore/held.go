@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/firestore/apiv1/firestorepb"
 	"github.com/otter-service/otter-service/service"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,7 +18,7 @@ func (s *Store) Hold(ctx context.Context, key string, h service.HeldSubmission, 
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	doc := s.holds.Doc(key)
-	d := map[string]any{"expires": expires.UTC(), "expires_us": expires.UnixMicro(), "notebook_name": h.NotebookName}
+	d := map[string]any{"expires": expires.UTC(), "expires_us": expires.UnixMicro(), "notebook_name": h.NotebookName, "bytes": len(h.Body)}
 	if len(h.Body) <= chunkSize {
 		d["body"] = h.Body
 	} else {
@@ -63,7 +64,10 @@ func (s *Store) Held(ctx context.Context, key string, now time.Time) (service.He
 
 // DropHeld implements service.Store.
 func (s *Store) DropHeld(ctx context.Context, key string, now time.Time) error {
-	refs := []*firestore.DocumentRef{s.holds.Doc(key)}
+	var refs []*firestore.DocumentRef
+	if key != "" {
+		refs = append(refs, s.holds.Doc(key))
+	}
 	expired, err := s.holds.Where("expires_us", "<=", now.UnixMicro()).Select().Limit(100).Documents(ctx).GetAll()
 	if err != nil {
 		return mapError(err)
@@ -86,4 +90,31 @@ func (s *Store) DropHeld(ctx context.Context, key string, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// HeldUsage implements service.Store, with count and sum aggregations.
+func (s *Store) HeldUsage(ctx context.Context, now time.Time) (int, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
+	q := s.holds.Where("expires_us", ">", now.UnixMicro())
+	res, err := q.NewAggregationQuery().WithCount("n").WithSum("bytes", "b").Get(ctx)
+	if err != nil {
+		return 0, 0, mapError(err)
+	}
+	return int(aggregateInt(res["n"])), aggregateInt(res["b"]), nil
+}
+
+func aggregateInt(v any) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case float64:
+		return int64(v)
+	case *firestorepb.Value:
+		if _, ok := v.GetValueType().(*firestorepb.Value_DoubleValue); ok {
+			return int64(v.GetDoubleValue())
+		}
+		return v.GetIntegerValue()
+	}
+	return 0
 }

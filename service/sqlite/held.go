@@ -34,3 +34,11 @@ func (s *Store) DropHeld(ctx context.Context, key string, now time.Time) error {
 	_, err := s.w.ExecContext(ctx, `DELETE FROM held WHERE key = ? OR expires <= ?`, key, now.UnixNano())
 	return mapError(err)
 }
+
+// HeldUsage implements service.Store.
+func (s *Store) HeldUsage(ctx context.Context, now time.Time) (int, int64, error) {
+	var n int
+	var bytes int64
+	err := s.r.QueryRowContext(ctx, `SELECT count(*), COALESCE(sum(length(body)), 0) FROM held WHERE expires > ?`, now.UnixNano()).Scan(&n, &bytes)
+	return n, bytes, mapError(err)
+}

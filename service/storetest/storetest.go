@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Logs", testLogs},
 		{"HeldBodies", testHeld},
+		{"HeldUsage", testHeldUsage},
 		{"NotebookName", testNotebookName},
 		{"GradePosts", testPosts},
 		{"NewestGradeWins", testNewestGradeWins},
@@ -562,5 +563,30 @@ func testCounts(t *testing.T, s service.Store) {
 		if n, err := s.InFlight(ctx, user); err != nil || n != want {
 			t.Errorf("InFlight(%s) = %d, %v; want %d", user, n, err, want)
 		}
+	}
+}
+
+// testHeldUsage: the bodies held and not expired, counted with their bytes.
+func testHeldUsage(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	if n, b, err := s.HeldUsage(ctx, t0); err != nil || n != 0 || b != 0 {
+		t.Fatalf("HeldUsage of nothing = %d, %d, %v", n, b, err)
+	}
+	for key, size := range map[string]int{"a": 100, "b": 2 << 20, "c": 7} { // b over one document's limit
+		if err := s.Hold(ctx, key, service.HeldSubmission{Body: bytes.Repeat([]byte("x"), size)}, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Hold(ctx, "old", service.HeldSubmission{Body: []byte("expired")}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if n, b, err := s.HeldUsage(ctx, t0); err != nil || n != 3 || b != 100+2<<20+7 {
+		t.Errorf("HeldUsage = %d bodies, %d bytes, %v; want 3 and %d", n, b, err, 100+2<<20+7)
+	}
+	if err := s.DropHeld(ctx, "", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := s.HeldUsage(ctx, t0); err != nil || n != 0 {
+		t.Errorf("after dropping the expired, HeldUsage = %d, %v; want 0", n, err)
 	}
 }
