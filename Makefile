@@ -5,12 +5,18 @@
 GO ?= go
 BIN := bin/otter-service
 
-.PHONY: run test bench setup build examples clean grader-image corpus corpus-expected
+.PHONY: run test bench setup setup-run build examples clean grader-image corpus corpus-expected
 
-setup:
-	@bash scripts/ensure-tools.sh
+# What running needs: Go, git, Python with otter-grader.
+setup-run:
+	@bash scripts/ensure-tools.sh run
 	@$(GO) mod download
 	@bash scripts/python-env.sh .venv deployment/grader-image/requirements.txt
+
+# What the tests need besides: the browser, kustomize, the test virtualenv,
+# the Firestore emulator and JupyterHub's proxy.
+setup: setup-run
+	@bash scripts/ensure-tools.sh
 	@bash scripts/python-env.sh .venv-tests tests/requirements.txt
 	@bash scripts/npm-env.sh tests/emulator
 	@bash scripts/npm-env.sh tests/hub
@@ -18,7 +24,7 @@ setup:
 build:
 	@$(GO) build -o $(BIN) ./cmd/otter-service
 
-run: setup build
+run: setup-run build
 	@bash scripts/run.sh
 
 # The Docker engine and the grading image, for the Docker runner and its

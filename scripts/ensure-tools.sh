@@ -3,16 +3,21 @@
 # Python 3 with venv, curl, procps (pgrep), and Debian's Chromium with its WebDriver (the
 # JupyterHub tests drive a headless browser). Installs what is missing with
 # apt (as root), from the machine's configured Debian sources. Quick and
-# silent when all is here.
+# silent when all is here. With the argument "run", only what running the
+# service needs (no browser, no kustomize).
 set -euo pipefail
+only_run=false
+[ "${1:-}" = run ] && only_run=true
 missing=()
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
-[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+if ! $only_run; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "ensure-tools: please install: ${missing[*]}" >&2
@@ -28,6 +33,7 @@ fi
 # kustomize renders the Kubernetes overlays in the deployment tests: kubectl
 # carries it; where there is no kubectl, the pinned kustomize is built from
 # the Go module proxy into GOPATH/bin.
+$only_run && exit 0
 gobin="$(go env GOPATH)/bin"
 if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&1 && [ ! -x "$gobin/kustomize" ]; then
   echo "ensure-tools: installing kustomize" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: runs the service on the example course with the embedded store
-# and the local runner, submits one example notebook to show it grading, and
-# keeps serving until Ctrl-C.
+# `make run`: runs the service on the example course with the embedded store,
+# grading in containers where a Docker engine with the grading image answers
+# (make grader-image builds it), else with the local runner; submits one
+# example notebook to show it grading, and keeps serving until Ctrl-C.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,6 +14,18 @@ export OTTER_COMMAND=${OTTER_COMMAND:-$root/.venv/bin/otter}
 export TEST_USER=${TEST_USER:-student}
 export VERBOSE_LOGGING=${VERBOSE_LOGGING:-false}
 bash scripts/example-repo.sh "$root/var/course-repo"
+if [ -z "${OTTER_RUNNER:-}" ]; then
+  image=${OTTER_GRADING_IMAGE:-otter-service-grader:local}
+  if command -v docker >/dev/null 2>&1 && docker image inspect "$image" >/dev/null 2>&1; then
+    export OTTER_RUNNER=docker OTTER_GRADING_IMAGE=$image
+  else
+    export OTTER_RUNNER=local
+  fi
+fi
+case "$OTTER_RUNNER" in
+  docker) echo "run: grading in Docker containers (image $OTTER_GRADING_IMAGE)" ;;
+  *) echo "run: grading with the local runner (otter in .venv, unisolated: no Docker engine with the grading image here; make grader-image builds one)" ;;
+esac
 
 bin/otter-service serve &
 pid=$!
