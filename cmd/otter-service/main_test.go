@@ -380,6 +380,7 @@ func TestGracefulShutdown(t *testing.T) {
 	env := baseEnv(t, root)
 	env["OTTER_WORKERS"] = "1"
 	env["OTTER_SHUTDOWN_GRACE"] = "3m"
+	env["OTTER_SHUTDOWN_TIMEOUT"] = "4m" // above the grace, as the configuration requires
 	p := start(t, env)
 	names := []string{"lab01-partial.ipynb", "lab01-perfect.ipynb", "lab02-perfect.ipynb"}
 	urls := map[string]string{}
