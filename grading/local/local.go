@@ -75,7 +75,21 @@ func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, err
 	runCtx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	out := &grading.OutputBuffer{Max: r.MaxOutput}
-	cmd := exec.CommandContext(runCtx, r.Otter, "run", "-a", zip, "-o", filepath.Join(dir, "results"), nb)
+	// otter runs under a watchdog that kills its whole process group (the
+	// kernel otter starts, and anything the notebook started) as soon as a
+	// pipe from the service reads end of file: when the service ends, even
+	// killed outright, the kernel closes the pipe's other end.
+	if _, err := exec.LookPath(r.Otter); err != nil {
+		return nil, fmt.Errorf("running otter: %w", err) // our trouble, not the notebook's
+	}
+	alive, keepAlive, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer keepAlive.Close()
+	defer alive.Close()
+	cmd := exec.CommandContext(runCtx, "/bin/sh", "-c", watchdog, "otter", r.Otter, "run", "-a", zip, "-o", filepath.Join(dir, "results"), nb)
+	cmd.ExtraFiles = []*os.File{alive} // fd 3
 	cmd.Dir = dir
 	cmd.Env = []string{
 		"PATH=" + filepath.Dir(r.Otter) + ":/usr/local/bin:/usr/bin:/bin",
@@ -86,8 +100,7 @@ func (r *Runner) Run(ctx context.Context, job grading.Job) (*grading.Result, err
 		"MPLBACKEND=Agg",
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	// otter starts a kernel and more; kill the whole process group, and have
-	// the kernel die with us if the service itself is killed.
+	// otter starts a kernel and more; kill the whole process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
@@ -131,6 +144,13 @@ func summarize(runErr, readErr error, took time.Duration) string {
 
 // readResults reads results.json, at most one byte past the size limit
 // (ParseResults refuses anything larger than the limit).
+// watchdog runs its arguments, and kills its process group when fd 3 reads
+// end of file (the service ended). When the command ends, the service kills
+// the group itself (the watcher with it).
+const watchdog = `(read _ <&3; kill -KILL 0) >/dev/null 2>&1 </dev/null &
+exec 3<&-
+"$@"`
+
 func readResults(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
