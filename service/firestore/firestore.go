@@ -91,7 +91,7 @@ type submissionDoc struct {
 	Course         string             `firestore:"course"`
 	Section        string             `firestore:"section"`
 	Assignment     string             `firestore:"assignment"`
-	Notebook       string             `firestore:"notebook"`        // empty when in chunks
+	Notebook       any                `firestore:"notebook"`        // the notebook's JSON text (empty when in chunks); a map in documents the old service wrote (see notebookBytes)
 	NotebookChunks int                `firestore:"notebook_chunks"` // how many chunk documents hold it
 	Timestamp      time.Time          `firestore:"timestamp"`       // received
 	Received       int64              `firestore:"received_us"`     // for ordering, in microseconds (emulators hold integers as doubles)

@@ -2,7 +2,9 @@ package firestore_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -52,5 +54,50 @@ func TestMigratesPendingPosts(t *testing.T) {
 	}
 	if sub, err := s.Submission(ctx, "older"); err != nil || sub.Post.Status != service.PostSuperseded || sub.Post.By != "newer" {
 		t.Errorf("the older pending grade: %+v, %v; want superseded by the newer", sub, err)
+	}
+}
+
+// The old service stored a submission's notebook as a map (its json.loads
+// of the notebook); this one stores the JSON text. Both read back as the
+// notebook.
+func TestNotebookStoredAsAMap(t *testing.T) {
+	host := testenv.FirestoreEmulator(t)
+	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	env := fmt.Sprintf("oldmap%d", time.Now().UnixNano())
+	ctx := context.Background()
+	client, err := gfs.NewClient(ctx, "otter-service-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	const nb = `{"cells": [{"cell_type": "code", "execution_count": 3, "metadata": {}, "outputs": [], "source": ["x = 1.5\n"]}],
+		"metadata": {"otter_service": {"course": "8x", "section": "1", "assignment": "lab01"}}, "nbformat": 4, "nbformat_minor": 5}`
+	var asMap map[string]any
+	if err := json.Unmarshal([]byte(nb), &asMap); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if _, err := client.Collection(env+"-submissions").Doc("old").Set(ctx, map[string]any{
+		"user": "alice", "course": "8x", "section": "1", "assignment": "lab01", "notebook": asMap, "timestamp": now,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := firestore.New(ctx, "otter-service-test", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Notebook(ctx, "old")
+	if err != nil {
+		t.Fatalf("Notebook of a document with a map: %v", err)
+	}
+	var back, want any
+	json.Unmarshal(got, &back)
+	json.Unmarshal([]byte(nb), &want)
+	if !reflect.DeepEqual(back, want) {
+		t.Errorf("the notebook read back is %s; want %s", got, nb)
+	}
+	if sub, err := s.Submission(ctx, "old"); err != nil || sub.User != "alice" {
+		t.Errorf("Submission of the old document: %+v, %v", sub, err)
 	}
 }

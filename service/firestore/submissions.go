@@ -2,6 +2,7 @@ package firestore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -91,7 +92,7 @@ func (s *Store) Notebook(ctx context.Context, id string) ([]byte, error) {
 		return nil, err
 	}
 	if d.NotebookChunks == 0 {
-		return []byte(d.Notebook), nil
+		return notebookBytes(d.Notebook)
 	}
 	return getChunks(ctx, s.submissions.Doc(id), nil, d.NotebookChunks)
 }
@@ -297,4 +298,24 @@ func count(ctx context.Context, q firestore.Query) (int, error) {
 		return int(v.GetIntegerValue()), nil
 	}
 	return 0, fmt.Errorf("firestore: count answered %T", res["n"])
+}
+
+// notebookBytes is the notebook a submission document holds: this
+// service's JSON text, or the map the old service stored (its json.loads of
+// the notebook), written back as JSON: the same notebook, but for the order
+// of keys, and a float with no fraction (2.0) written as 2.
+func notebookBytes(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case string:
+		return []byte(v), nil
+	case nil:
+		return nil, nil
+	case map[string]any:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("firestore: the stored notebook map: %w", err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("firestore: the stored notebook is a %T, neither text nor a map", v)
 }
