@@ -167,44 +167,35 @@ func markHandled(tx *firestore.Transaction, offers []offer) error {
 // lease expired, or one with offers not yet handled.
 func (s *Store) claimPost(ctx context.Context, now time.Time, ttl time.Duration) (*service.Job, error) {
 	q := kinds[service.KindPost]
-	for round := 0; round < 20; round++ {
-		snaps, err := s.getAll(ctx,
-			s.posts.Where("status", "==", string(service.TaskQueued)).Where("not_before_us", "<=", now.UnixMicro()).
-				OrderBy("not_before_us", firestore.Asc).Limit(8),
-			s.posts.Where("status", "==", string(service.TaskPosting)).Where("lease_expires_us", "<=", now.UnixMicro()).Limit(8))
-		if err != nil {
-			return nil, err
-		}
-		keys := []string{}
-		seen := map[string]bool{}
-		for _, snap := range snaps {
-			keys, seen[snap.Ref.ID] = append(keys, snap.Ref.ID), true
-		}
-		offered, err := s.offers.Where("handled", "==", false).OrderBy("at_us", firestore.Asc).Limit(64).Documents(ctx).GetAll()
-		if err != nil {
-			return nil, mapError(err)
-		}
-		for _, snap := range offered {
-			if key, _ := snap.Data()["key"].(string); key != "" && !seen[key] {
-				keys, seen[key] = append(keys, key), true
-			}
-		}
-		if len(keys) == 0 {
-			return nil, nil
-		}
-		lost := false
-		for _, key := range keys {
-			job, taken, err := s.claimPostKey(ctx, q, key, now, ttl)
-			if err != nil || job != nil {
-				return job, err
-			}
-			lost = lost || taken
-		}
-		if !lost {
-			return nil, nil
+	return claimFirst(func() ([]string, error) { return s.postCandidates(ctx, now) },
+		func(key string) (*service.Job, bool, error) { return s.claimPostKey(ctx, q, key, now, ttl) })
+}
+
+// postCandidates returns the keys of a few posts that may be due: queued
+// and due, or with an expired lease, then with offers not yet handled.
+func (s *Store) postCandidates(ctx context.Context, now time.Time) ([]string, error) {
+	snaps, err := s.getAll(ctx,
+		s.posts.Where("status", "==", string(service.TaskQueued)).Where("not_before_us", "<=", now.UnixMicro()).
+			OrderBy("not_before_us", firestore.Asc).Limit(8),
+		s.posts.Where("status", "==", string(service.TaskPosting)).Where("lease_expires_us", "<=", now.UnixMicro()).Limit(8))
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	seen := map[string]bool{}
+	for _, snap := range snaps {
+		keys, seen[snap.Ref.ID] = append(keys, snap.Ref.ID), true
+	}
+	offered, err := s.offers.Where("handled", "==", false).OrderBy("at_us", firestore.Asc).Limit(64).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, mapError(err)
+	}
+	for _, snap := range offered {
+		if key, _ := snap.Data()["key"].(string); key != "" && !seen[key] {
+			keys, seen[key] = append(keys, key), true
 		}
 	}
-	return nil, nil
+	return keys, nil
 }
 
 // claimPostKey claims post key if it is due once its offers are folded in;

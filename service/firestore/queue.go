@@ -124,15 +124,25 @@ func (s *Store) Claim(ctx context.Context, k service.Kind, now time.Time, ttl ti
 	if k == service.KindPost {
 		return s.claimPost(ctx, now, ttl)
 	}
-	// Another replica may take every candidate we saw; look again then.
+	return claimFirst(func() ([]*firestore.DocumentSnapshot, error) { return q.candidates(s, ctx, now) },
+		func(c *firestore.DocumentSnapshot) (*service.Job, bool, error) {
+			return s.claimOne(ctx, q, c, now, ttl)
+		})
+}
+
+// claimFirst tries the candidates find returns, in order, until try claims
+// one; when there were some but other replicas took them all, it looks
+// again, a few rounds at most. try reports taken for a candidate another
+// replica holds.
+func claimFirst[C any](find func() ([]C, error), try func(C) (job *service.Job, taken bool, err error)) (*service.Job, error) {
 	for round := 0; round < 20; round++ {
-		cands, err := q.candidates(s, ctx, now)
+		cands, err := find()
 		if err != nil {
 			return nil, err
 		}
 		lost := false
 		for _, c := range cands {
-			job, taken, err := s.claimOne(ctx, q, c, now, ttl)
+			job, taken, err := try(c)
 			if err != nil || job != nil {
 				return job, err
 			}

@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -273,29 +272,7 @@ func testConcurrentPostClaims(t *testing.T, s service.Store) {
 	for i := 0; i < students; i++ {
 		gradedAs(t, s, "student"+string(rune('a'+i)), t0.Add(time.Duration(i)*time.Second), 1, service.PostPending, "", at)
 	}
-	var mu sync.Mutex
-	seen := map[string]int{}
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				job, err := s.Claim(context.Background(), service.KindPost, at.Add(time.Minute), time.Minute)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if job == nil {
-					return
-				}
-				mu.Lock()
-				seen[job.Post.Key]++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	seen := claimConcurrently(t, s, service.KindPost, at.Add(time.Minute))
 	if len(seen) != students {
 		t.Errorf("claimed %d distinct posts, want %d", len(seen), students)
 	}

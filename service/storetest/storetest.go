@@ -375,29 +375,7 @@ func testConcurrentClaims(t *testing.T, s service.Store) {
 	for i := 0; i < n; i++ {
 		create(t, s, newSub(i, "alice"), []byte("{}"))
 	}
-	var mu sync.Mutex
-	seen := map[string]int{}
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				job, err := s.Claim(context.Background(), service.KindGrade, t0.Add(time.Hour), time.Minute)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if job == nil {
-					return
-				}
-				mu.Lock()
-				seen[job.Submission.ID]++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	seen := claimConcurrently(t, s, service.KindGrade, t0.Add(time.Hour))
 	if len(seen) != n {
 		t.Errorf("claimed %d distinct submissions, want %d", len(seen), n)
 	}
@@ -589,4 +567,33 @@ func testHeldUsage(t *testing.T, s service.Store) {
 	if n, _, err := s.HeldUsage(ctx, t0); err != nil || n != 0 {
 		t.Errorf("after dropping the expired, HeldUsage = %d, %v; want 0", n, err)
 	}
+}
+
+// claimConcurrently claims items of kind at now from 8 goroutines until
+// none is left, and returns how often each was claimed.
+func claimConcurrently(t *testing.T, s service.Store, kind service.Kind, now time.Time) map[string]int {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				job, err := s.Claim(context.Background(), kind, now, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if job == nil {
+					return
+				}
+				mu.Lock()
+				seen[job.Lease.ID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return seen
 }
