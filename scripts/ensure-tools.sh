@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the tools the build and tests need are on this machine: Go, git,
 # Python 3 with venv, curl, procps (pgrep), and Debian's Chromium with its WebDriver (the
-# JupyterHub tests drive a headless browser). Installs what is missing with
+# JupyterHub tests drive a headless browser), and systemd (a test loads the
+# deployment's env file through systemd's EnvironmentFile=). Installs what is missing with
 # apt (as root), from the machine's configured Debian sources. Quick and
 # silent when all is here. With the argument "run", only what running the
 # service needs (no browser, no kustomize).
@@ -17,6 +18,7 @@ command -v go >/dev/null 2>&1 || missing+=(golang-go)
 if ! $only_run; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  command -v systemd-run >/dev/null 2>&1 || missing+=(systemd)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
