@@ -37,26 +37,28 @@ type Service struct {
 
 // Config tunes the service. Zero values take the defaults noted.
 type Config struct {
-	Workers          int           // concurrent gradings; default 1
-	Lease            time.Duration // how long a claim lasts without renewal; default 1m
-	MaxAttempts      int           // claims before an interrupted submission fails; default 3
-	PollInterval     time.Duration // how often idle workers look for work; default 2s
-	ShutdownGrace    time.Duration // how long running gradings may finish after Run's context ends; default 30s
-	VerboseLogging   bool          // also write info entries to the store's log
-	Poster           Poster        // posts grades to the gradebook; nil: posting is disabled
-	Observer         Observer      // told what happens, for metrics; nil: nobody
-	MaxQueue         int           // queued submissions beyond which intake refuses (EUNAVAILABLE); 0: no bound
-	MaxPerUser       int           // one user's submissions queued or grading beyond which intake refuses (ELIMIT); 0: no bound
-	UnavailableRetry time.Duration // how long a submission whose course materials cannot be read steps aside; default 30s
-	PostRetryPeriod  time.Duration // how long a post is retried after grading; default 6h
-	PostBackoffBase  time.Duration // the first retry's delay; default 30s
-	PostBackoffMax   time.Duration // the longest delay between retries; default 30m
-	MaxHeld          int           // bodies held for sign-in beyond which more are refused (EUNAVAILABLE); 0: 1000
-	MaxHeldBytes     int64         // their bytes beyond which more are refused; 0: 1 GiB
-	HeldSweep        time.Duration // how often expired held bodies are deleted; default 1m
-	PostTimeout      time.Duration // how long one post may wait for edX's answer; default 30s
-	PostPolicy       PostPolicy    // which of a student's grades edX keeps; default PostLatest
-	Now              func() time.Time
+	Workers               int           // concurrent gradings; default 1
+	Lease                 time.Duration // how long a claim lasts without renewal; default 1m
+	MaxAttempts           int           // claims before an interrupted submission fails; default 3
+	PollInterval          time.Duration // how often idle workers look for work; default 2s
+	ShutdownGrace         time.Duration // how long running gradings may finish after Run's context ends; default 30s
+	VerboseLogging        bool          // also write info entries to the store's log
+	Poster                Poster        // posts grades to the gradebook; nil: posting is disabled
+	Observer              Observer      // told what happens, for metrics; nil: nobody
+	MaxQueue              int           // queued submissions beyond which intake refuses (EUNAVAILABLE); 0: no bound
+	MaxPerUser            int           // one user's submissions queued or grading beyond which intake refuses (ELIMIT); 0: no bound
+	UnavailableRetry      time.Duration // how long a submission whose course materials cannot be read steps aside; default 30s
+	PostRetryPeriod       time.Duration // how long a post is retried after grading; default 6h
+	PostBackoffBase       time.Duration // the first retry's delay; default 30s
+	PostBackoffMax        time.Duration // the longest delay between retries; default 30m
+	MaxHeld               int           // bodies held for sign-in beyond which more are refused (EUNAVAILABLE); 0: 1000
+	MaxHeldBytes          int64         // their bytes beyond which more are refused; 0: 1 GiB
+	MaxHeldPerClient      int           // bodies held for one client beyond which its next is refused (ELIMIT); 0: 100
+	MaxHeldBytesPerClient int64         // their bytes beyond which its next is refused; 0: MaxHeldBytes/4
+	HeldSweep             time.Duration // how often expired held bodies are deleted; default 1m
+	PostTimeout           time.Duration // how long one post may wait for edX's answer; default 30s
+	PostPolicy            PostPolicy    // which of a student's grades edX keeps; default PostLatest
+	Now                   func() time.Time
 }
 
 // New returns a Service.
@@ -87,6 +89,12 @@ func New(store Store, courses Courses, runner grading.Runner, cfg Config, log *s
 	}
 	if cfg.MaxHeldBytes <= 0 {
 		cfg.MaxHeldBytes = 1 << 30
+	}
+	if cfg.MaxHeldPerClient <= 0 {
+		cfg.MaxHeldPerClient = 100
+	}
+	if cfg.MaxHeldBytesPerClient <= 0 {
+		cfg.MaxHeldBytesPerClient = cfg.MaxHeldBytes / 4
 	}
 	if cfg.PostTimeout <= 0 {
 		cfg.PostTimeout = 30 * time.Second
@@ -183,6 +191,10 @@ const HoldTTL = 15 * time.Minute
 // are at their bound.
 var errHeldFull = Errorf(EUNAVAILABLE, "Too many notebooks are waiting for their senders to sign in right now. Please sign in to the grading service first (open it from the Hub's Services menu), or submit again in a few minutes.")
 
+// errClientHeldFull refuses a body to hold when its client (its address)
+// already has as many waiting as one client may.
+var errClientHeldFull = Errorf(ELIMIT, "Too many notebooks from your address are waiting for their senders to sign in. Please sign in to the grading service first (open it from the Hub's Services menu), or submit again in a few minutes.")
+
 // sweepHeld deletes held bodies as they expire, until ctx ends.
 func (s *Service) sweepHeld(ctx context.Context) {
 	t := time.NewTicker(s.cfg.HeldSweep)
@@ -205,10 +217,12 @@ func (s *Service) sweepHeld(ctx context.Context) {
 // with the notebook's file name chosen as Submit chooses it (from name, the
 // request's), after the checks Submit makes (so a notebook that would be
 // refused is refused now), and returns the key it is held under. Nothing is
-// queued: SubmitHeld queues it once the sender is known.
+// queued: SubmitHeld queues it once the sender is known. client is an
+// opaque key of the sender's address (see HeldSubmission.Client).
 //
-// Returns the errors of Submit.
-func (s *Service) Hold(ctx context.Context, body []byte, name string) (string, error) {
+// Returns the errors of Submit, EUNAVAILABLE when as many bodies as may be
+// are held, and ELIMIT when as many as may be are held for client.
+func (s *Service) Hold(ctx context.Context, body []byte, name, client string) (string, error) {
 	_, _, name, err := s.check(ctx, Identity{}, body, name)
 	if err != nil {
 		return "", err
@@ -218,15 +232,19 @@ func (s *Service) Hold(ctx context.Context, body []byte, name string) (string, e
 	}
 	// Held bodies are nobody's yet: bounded in number and bytes (and
 	// counted in the queue's bound by admit), swept when they expire.
-	n, size, err := s.store.HeldUsage(ctx, s.now())
+	u, err := s.store.HeldUsage(ctx, s.now(), client)
 	if err != nil {
 		return "", err
 	}
-	if n >= s.cfg.MaxHeld || size+int64(len(body)) > s.cfg.MaxHeldBytes {
+	size := int64(len(body))
+	if client != "" && (u.ClientCount >= s.cfg.MaxHeldPerClient || u.ClientBytes+size > s.cfg.MaxHeldBytesPerClient) {
+		return "", errClientHeldFull
+	}
+	if u.Count >= s.cfg.MaxHeld || u.Bytes+size > s.cfg.MaxHeldBytes {
 		return "", errHeldFull
 	}
 	key := NewID()
-	if err := s.store.Hold(ctx, key, HeldSubmission{Body: body, NotebookName: name}, s.now().Add(HoldTTL)); err != nil {
+	if err := s.store.Hold(ctx, key, HeldSubmission{Body: body, NotebookName: name, Client: client}, s.now().Add(HoldTTL)); err != nil {
 		return "", err
 	}
 	return key, nil

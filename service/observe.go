@@ -53,7 +53,9 @@ func (s *Service) queued(ctx context.Context) (int, error) {
 		cctx, cancel := storeContext(ctx)
 		s.qc.counts, s.qc.err = s.store.Counts(cctx)
 		if s.qc.err == nil {
-			s.qc.held, _, s.qc.err = s.store.HeldUsage(cctx, s.now())
+			var u HeldUsage
+			u, s.qc.err = s.store.HeldUsage(cctx, s.now(), "")
+			s.qc.held = u.Count
 		}
 		cancel()
 		s.qc.at = s.now()

@@ -104,8 +104,9 @@ type Store interface {
 	DropHeld(ctx context.Context, key string, now time.Time) error
 
 	// HeldUsage returns how many bodies are held and not expired at now,
-	// and their bytes.
-	HeldUsage(ctx context.Context, now time.Time) (count int, bytes int64, err error)
+	// and their bytes, in all and (for a client other than "") of those
+	// held for that HeldSubmission.Client.
+	HeldUsage(ctx context.Context, now time.Time, client string) (HeldUsage, error)
 
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
@@ -126,6 +127,17 @@ type Store interface {
 type HeldSubmission struct {
 	Body         []byte
 	NotebookName string
+	// Client is an opaque key of the sender (a hash of its address, never
+	// the address), for the bounds on what one client may have held.
+	Client string
+}
+
+// HeldUsage is what is held for sign-in: in all, and for one client.
+type HeldUsage struct {
+	Count       int
+	Bytes       int64
+	ClientCount int
+	ClientBytes int64
 }
 
 // Counts are the store's gauges.

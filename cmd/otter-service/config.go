@@ -39,13 +39,15 @@ type config struct {
 	ShutdownTimeout time.Duration
 
 	// HTTP: Prefix is JUPYTERHUB_SERVICE_PREFIX, MaxBodySize
-	// OTTER_MAX_BODY_BYTES, BodyBytesInFlight OTTER_BODY_BYTES_IN_FLIGHT.
+	// OTTER_MAX_BODY_BYTES, BodyBytesInFlight OTTER_BODY_BYTES_IN_FLIGHT,
+	// TrustedProxies OTTER_TRUSTED_PROXIES.
 	// serve adds Ready, Metrics and Monitor.
 	HTTP httpapi.Config
 	// Service: OTTER_WORKERS, OTTER_LEASE, OTTER_MAX_ATTEMPTS,
 	// OTTER_SHUTDOWN_GRACE, VERBOSE_LOGGING (also the log's level),
 	// OTTER_MAX_QUEUE, OTTER_MAX_IN_FLIGHT_PER_USER (MaxPerUser),
-	// OTTER_MAX_HELD, OTTER_MAX_HELD_BYTES,
+	// OTTER_MAX_HELD, OTTER_MAX_HELD_BYTES, OTTER_MAX_HELD_PER_CLIENT,
+	// OTTER_MAX_HELD_BYTES_PER_CLIENT,
 	// OTTER_UNAVAILABLE_RETRY, and grade posting's OTTER_POST_RETRY_PERIOD,
 	// OTTER_POST_BACKOFF (PostBackoffBase), OTTER_POST_TIMEOUT and
 	// OTTER_POST_POLICY. serve adds Poster and Observer.
@@ -91,6 +93,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 			Prefix:            p.str("JUPYTERHUB_SERVICE_PREFIX", "/services/otter_grade/"),
 			MaxBodySize:       int64(p.integer("OTTER_MAX_BODY_BYTES", 10<<20, 1<<10, 1<<30)),
 			BodyBytesInFlight: int64(p.integer("OTTER_BODY_BYTES_IN_FLIGHT", int(httpapi.DefaultBodyBytesInFlight()), 1<<20, 1<<40)),
+			TrustedProxies:    p.addresses("OTTER_TRUSTED_PROXIES", "127.0.0.1,::1"),
 		},
 		Service: service.Config{
 			Workers:          p.integer("OTTER_WORKERS", runtime.NumCPU(), 1, 256),
@@ -101,6 +104,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 			MaxQueue:         p.integer("OTTER_MAX_QUEUE", 10000, 1, 10_000_000),
 			MaxHeld:          p.integer("OTTER_MAX_HELD", 1000, 1, 1_000_000),
 			MaxHeldBytes:     int64(p.integer("OTTER_MAX_HELD_BYTES", 1<<30, 1<<20, 1<<40)),
+			MaxHeldPerClient: p.integer("OTTER_MAX_HELD_PER_CLIENT", 100, 1, 1_000_000),
 			MaxPerUser:       p.integer("OTTER_MAX_IN_FLIGHT_PER_USER", 5, 1, 10_000),
 			UnavailableRetry: p.duration("OTTER_UNAVAILABLE_RETRY", 30*time.Second),
 			PostRetryPeriod:  p.duration("OTTER_POST_RETRY_PERIOD", 6*time.Hour),
@@ -168,6 +172,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	if c.Local.Timeout <= 0 {
 		p.fail("OTTER_GRADING_TIMEOUT must be positive, got %s", c.Local.Timeout)
 	}
+	c.Service.MaxHeldBytesPerClient = int64(p.integer("OTTER_MAX_HELD_BYTES_PER_CLIENT", int(c.Service.MaxHeldBytes/4), 1<<20, 1<<40))
 	if c.HTTP.BodyBytesInFlight < 2*c.HTTP.MaxBodySize {
 		p.fail("OTTER_BODY_BYTES_IN_FLIGHT (%d) must be at least twice OTTER_MAX_BODY_BYTES (%d)", c.HTTP.BodyBytesInFlight, c.HTTP.MaxBodySize)
 	}
@@ -229,6 +234,29 @@ func (p *envParser) secret(name string) string {
 		return strings.TrimSpace(string(b))
 	}
 	return v
+}
+
+// addresses reads a comma-separated list of IP addresses and CIDR ranges
+// ("none": no address).
+func (p *envParser) addresses(name, def string) []string {
+	v := p.str(name, def)
+	if v == "none" {
+		return nil
+	}
+	var list []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		_, _, cidrErr := net.ParseCIDR(a)
+		if net.ParseIP(a) == nil && cidrErr != nil {
+			p.fail("%s: %q is neither an IP address nor a CIDR range", name, a)
+			continue
+		}
+		list = append(list, a)
+	}
+	return list
 }
 
 func (p *envParser) str(name, def string) string {

@@ -18,7 +18,8 @@ func (s *Store) Hold(ctx context.Context, key string, h service.HeldSubmission, 
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	doc := s.holds.Doc(key)
-	d := map[string]any{"expires": expires.UTC(), "expires_us": expires.UnixMicro(), "notebook_name": h.NotebookName, "bytes": len(h.Body)}
+	d := map[string]any{"expires": expires.UTC(), "expires_us": expires.UnixMicro(), "notebook_name": h.NotebookName, "bytes": len(h.Body),
+		"client": h.Client}
 	if len(h.Body) <= chunkSize {
 		d["body"] = h.Body
 	} else {
@@ -92,16 +93,28 @@ func (s *Store) DropHeld(ctx context.Context, key string, now time.Time) error {
 	return nil
 }
 
-// HeldUsage implements service.Store, with count and sum aggregations.
-func (s *Store) HeldUsage(ctx context.Context, now time.Time) (int, int64, error) {
+// HeldUsage implements service.Store, with count and sum aggregations (the
+// client's over the index on client and expires_us).
+func (s *Store) HeldUsage(ctx context.Context, now time.Time, client string) (service.HeldUsage, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
+	var u service.HeldUsage
 	q := s.holds.Where("expires_us", ">", now.UnixMicro())
 	res, err := q.NewAggregationQuery().WithCount("n").WithSum("bytes", "b").Get(ctx)
 	if err != nil {
-		return 0, 0, mapError(err)
+		return u, mapError(err)
 	}
-	return int(aggregateInt(res["n"])), aggregateInt(res["b"]), nil
+	u.Count, u.Bytes = int(aggregateInt(res["n"])), aggregateInt(res["b"])
+	if client == "" {
+		return u, nil
+	}
+	mine := s.holds.Where("client", "==", client).Where("expires_us", ">", now.UnixMicro())
+	res, err = mine.NewAggregationQuery().WithCount("n").WithSum("bytes", "b").Get(ctx)
+	if err != nil {
+		return u, mapError(err)
+	}
+	u.ClientCount, u.ClientBytes = int(aggregateInt(res["n"])), aggregateInt(res["b"])
+	return u, nil
 }
 
 func aggregateInt(v any) int64 {

@@ -15,13 +15,26 @@ import (
 // size (the largest allowed when it does not say) before reading a byte, and
 // one that does not fit is refused at once (503 with Retry-After) rather than
 // buffered. Requests from clients not signed in may use only a share of it,
-// so they can never crowd out students who are.
+// so they can never crowd out students who are, and one such client (one
+// address) only part of that share.
 type byteBudget struct {
 	mu              sync.Mutex
 	limit, anyLimit int64 // all requests; those not signed in
+	clientLimit     int64 // those not signed in from one client
 	used, anyUsed   int64
-	peak            int64     // the most used since memory was last returned
-	returned        time.Time // when it was
+	clients         map[string]int64 // bytes of those not signed in, by client
+	peak            int64            // the most used since memory was last returned
+	returned        time.Time        // when it was
+}
+
+// newByteBudget returns the budget of limit bytes for bodies of at most
+// maxBody: requests not signed in may hold a quarter of it, one client
+// half of that, and each at least two notebooks' worth of unknown length.
+func newByteBudget(limit, maxBody int64) *byteBudget {
+	b := &byteBudget{limit: limit, clients: map[string]int64{}}
+	b.anyLimit = min(max(limit/4, 2*maxBody), limit)
+	b.clientLimit = min(max(b.anyLimit/2, 2*maxBody), b.anyLimit)
+	return b
 }
 
 // returnAfter is how much must have been held, at most how often, for the
@@ -32,22 +45,23 @@ const (
 	returnEvery = 10 * time.Second
 )
 
-// reserve takes n bytes of the budget (from the anonymous share too when
-// anonymous), and returns the function that gives them back; ok is false
-// when they do not fit.
-func (b *byteBudget) reserve(n int64, anonymous bool) (release func(), ok bool) {
+// reserve takes n bytes of the budget (from the anonymous share and
+// client's part of it too when anonymous), and returns the function that
+// gives them back; ok is false when they do not fit.
+func (b *byteBudget) reserve(n int64, anonymous bool, client string) (release func(), ok bool) {
 	if b == nil || b.limit <= 0 {
 		return func() {}, true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n > b.limit || anonymous && b.anyUsed+n > b.anyLimit {
+	if b.used+n > b.limit || anonymous && (b.anyUsed+n > b.anyLimit || b.clients[client]+n > b.clientLimit) {
 		return nil, false
 	}
 	b.used += n
 	b.peak = max(b.peak, b.used)
 	if anonymous {
 		b.anyUsed += n
+		b.clients[client] += n
 	}
 	var once sync.Once
 	return func() {
@@ -56,6 +70,9 @@ func (b *byteBudget) reserve(n int64, anonymous bool) (release func(), ok bool) 
 			b.used -= n
 			if anonymous {
 				b.anyUsed -= n
+				if b.clients[client] -= n; b.clients[client] <= 0 {
+					delete(b.clients, client)
+				}
 			}
 			burstOver := b.used == 0 && b.peak >= returnAfter && time.Since(b.returned) >= returnEvery
 			if burstOver {

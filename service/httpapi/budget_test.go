@@ -161,3 +161,67 @@ func TestAnonymousUploadsHaveAShare(t *testing.T) {
 		}
 	}
 }
+
+// TestAnonymousClientsHaveAPart: within the anonymous share, one client (by
+// its address, or behind a trusted proxy the address its X-Forwarded-For
+// names) may hold only half, and only so many bodies held for sign-in;
+// another client still may. An X-Forwarded-For from anyone else counts for
+// nothing.
+func TestAnonymousClientsHaveAPart(t *testing.T) {
+	const size = 256 << 10
+	nb := notebook("lab01")
+	body := []byte(nb + strings.Repeat(" ", size-len(nb)))
+	start := func(t *testing.T, trusted []string) string {
+		store, err := sqlite.Open(filepath.Join(t.TempDir(), "otter.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		svc := service.New(store, newFakeCourses(t), &fakeRunner{}, service.Config{MaxHeldPerClient: 3}, log)
+		srv := httptest.NewServer(httpapi.Handler(svc, stubLogin{}, httpapi.Config{Prefix: prefix, MaxBodySize: size,
+			BodyBytesInFlight: 16 * size, TrustedProxies: trusted}, log)) // anonymous: 4 notebooks; one client: 2
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "http://")
+	}
+	from := func(ip string) []string {
+		return []string{"Origin: http://hub.example", "X-Forwarded-For: 203.0.113.9, " + ip}
+	}
+	finish := func(t *testing.T, what string, u *slowUpload, want int) {
+		t.Helper()
+		u.finish()
+		if resp, ok := <-u.resp; !ok || resp.StatusCode != want {
+			t.Errorf("%s: %v; want %d", what, resp, want)
+		}
+	}
+
+	t.Run("behind a trusted proxy", func(t *testing.T) {
+		addr := start(t, []string{"127.0.0.1", "::1"})
+		var mallory []*slowUpload
+		for i := 0; i < 3; i++ {
+			mallory = append(mallory, startSlowUpload(t, addr, body, from("198.51.100.7")...))
+		}
+		refused := waitRefused(t, mallory)
+		refused.conn.Close()
+		alice := startSlowUpload(t, addr, body, from("198.51.100.8")...)
+		finish(t, "another client's upload while one has its part", alice, http.StatusSeeOther)
+		for _, u := range mallory {
+			if u != refused {
+				finish(t, "an upload within the client's part", u, http.StatusSeeOther)
+			}
+		}
+		// Held for sign-in: Mallory has 2, may have 3.
+		finish(t, "the client's third held body", startSlowUpload(t, addr, body, from("198.51.100.7")...), http.StatusSeeOther)
+		finish(t, "the client's fourth held body", startSlowUpload(t, addr, body, from("198.51.100.7")...), http.StatusTooManyRequests)
+		finish(t, "another client's second held body", startSlowUpload(t, addr, body, from("198.51.100.8")...), http.StatusSeeOther)
+	})
+
+	t.Run("X-Forwarded-For from anyone", func(t *testing.T) {
+		addr := start(t, nil)
+		var uploads []*slowUpload
+		for i := 0; i < 3; i++ { // three "clients", all 127.0.0.1
+			uploads = append(uploads, startSlowUpload(t, addr, body, from(fmt.Sprintf("198.51.100.%d", 20+i))...))
+		}
+		waitRefused(t, uploads).conn.Close()
+	})
+}

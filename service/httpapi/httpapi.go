@@ -7,6 +7,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -52,9 +54,14 @@ type Config struct {
 	MaxBodySize int64  // bytes; larger submissions get 413
 	// BodyBytesInFlight bounds the submission bytes held at once across
 	// requests (see byteBudget); beyond it submissions get 503 with
-	// Retry-After. Requests not signed in may hold a quarter of it.
-	// 0: no bound.
+	// Retry-After. Requests not signed in may hold a quarter of it, and
+	// those of one client half of that. 0: no bound.
 	BodyBytesInFlight int64
+	// TrustedProxies are the addresses or CIDR ranges of the proxies in
+	// front of the service (JupyterHub's configurable-http-proxy), whose
+	// X-Forwarded-For names the client; nil: none, a client is the
+	// address it connects from.
+	TrustedProxies []string
 
 	// Ready runs the readiness checks and returns the problems by check
 	// name (empty: ready). nil: always ready.
@@ -89,9 +96,15 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	}
 	a := &api{svc: svc, auth: auth, cfg: cfg, log: log}
 	if cfg.BodyBytesInFlight > 0 {
-		// Requests not signed in may hold a quarter, and at least two
-		// notebooks' worth of unknown length.
-		a.budget = &byteBudget{limit: cfg.BodyBytesInFlight, anyLimit: min(max(cfg.BodyBytesInFlight/4, 2*cfg.MaxBodySize), cfg.BodyBytesInFlight)}
+		a.budget = newByteBudget(cfg.BodyBytesInFlight, cfg.MaxBodySize)
+	}
+	// A client is known by its address, or, behind the trusted proxies
+	// (the Hub's proxy), by the one their X-Forwarded-For names. Nothing
+	// else a client says about its address counts.
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		log.Error("ignoring the trusted proxies", "err", err)
+		r.SetTrustedProxies(nil)
 	}
 	a.login, _ = auth.(Login)
 	r.Use(a.logRequests, a.recover)
@@ -304,7 +317,7 @@ func (a *api) hold(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := a.svc.Hold(c, body, a.notebookName(c.Request, upload))
+	key, err := a.svc.Hold(c, body, a.notebookName(c.Request, upload), clientKey(c))
 	release()
 	if err != nil {
 		return err
@@ -414,6 +427,13 @@ func (a *api) notebookName(r *http.Request, upload string) string {
 	return ""
 }
 
+// clientKey is the key of the client's address for the bounds on what
+// clients not signed in may hold: a hash, so that no address is stored.
+func clientKey(c *gin.Context) string {
+	sum := sha256.Sum256([]byte("otter-service client " + c.ClientIP()))
+	return hex.EncodeToString(sum[:16])
+}
+
 // bodies recycles request buffers: at hundreds of submissions a second, a
 // fresh buffer per request would keep the garbage collector busy.
 var bodies = sync.Pool{New: func() any { return new([]byte) }}
@@ -433,7 +453,7 @@ func (a *api) readNotebook(c *gin.Context, anonymous bool) (body []byte, upload 
 	if need <= 0 {
 		need = 2 * a.cfg.MaxBodySize
 	}
-	giveBack, ok := a.budget.reserve(need, anonymous)
+	giveBack, ok := a.budget.reserve(need, anonymous, clientKey(c))
 	if !ok {
 		// The body is not read: the connection is closed after the answer,
 		// without waiting for the rest of what the client sends.

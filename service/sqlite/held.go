@@ -11,9 +11,10 @@ import (
 
 // Hold implements service.Store.
 func (s *Store) Hold(ctx context.Context, key string, h service.HeldSubmission, expires time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO held (key, body, expires, notebook_name) VALUES (?, ?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET body = excluded.body, expires = excluded.expires, notebook_name = excluded.notebook_name`,
-		key, h.Body, expires.UnixNano(), h.NotebookName)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO held (key, body, expires, notebook_name, client) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET body = excluded.body, expires = excluded.expires, notebook_name = excluded.notebook_name,
+			client = excluded.client`,
+		key, h.Body, expires.UnixNano(), h.NotebookName, h.Client)
 	return mapError(err)
 }
 
@@ -36,9 +37,13 @@ func (s *Store) DropHeld(ctx context.Context, key string, now time.Time) error {
 }
 
 // HeldUsage implements service.Store.
-func (s *Store) HeldUsage(ctx context.Context, now time.Time) (int, int64, error) {
-	var n int
-	var bytes int64
-	err := s.r.QueryRowContext(ctx, `SELECT count(*), COALESCE(sum(length(body)), 0) FROM held WHERE expires > ?`, now.UnixNano()).Scan(&n, &bytes)
-	return n, bytes, mapError(err)
+func (s *Store) HeldUsage(ctx context.Context, now time.Time, client string) (service.HeldUsage, error) {
+	var u service.HeldUsage
+	err := s.r.QueryRowContext(ctx, `SELECT count(*), COALESCE(sum(length(body)), 0),
+			COALESCE(sum(client = ?), 0), COALESCE(sum(CASE WHEN client = ? THEN length(body) END), 0)
+		FROM held WHERE expires > ?`, client, client, now.UnixNano()).Scan(&u.Count, &u.Bytes, &u.ClientCount, &u.ClientBytes)
+	if client == "" {
+		u.ClientCount, u.ClientBytes = 0, 0
+	}
+	return u, mapError(err)
 }

@@ -140,7 +140,8 @@ CREATE TABLE IF NOT EXISTS held (
 	key           TEXT PRIMARY KEY,
 	body          BLOB NOT NULL,
 	expires       INTEGER NOT NULL,
-	notebook_name TEXT
+	notebook_name TEXT,
+	client        TEXT
 );
 `
 
@@ -233,7 +234,7 @@ func migrate(db *sql.DB) error {
 	if err := migratePosts(db); err != nil {
 		return err
 	}
-	if err := addColumns(db, "held", "notebook_name TEXT"); err != nil {
+	if err := addColumns(db, "held", "notebook_name TEXT", "client TEXT"); err != nil {
 		return err
 	}
 	_, err := db.Exec(`DROP INDEX IF EXISTS submissions_post_due;

@@ -544,28 +544,40 @@ func testCounts(t *testing.T, s service.Store) {
 	}
 }
 
-// testHeldUsage: the bodies held and not expired, counted with their bytes.
+// testHeldUsage: the bodies held and not expired, counted with their bytes,
+// in all and of one client.
 func testHeldUsage(t *testing.T, s service.Store) {
 	ctx := context.Background()
-	if n, b, err := s.HeldUsage(ctx, t0); err != nil || n != 0 || b != 0 {
-		t.Fatalf("HeldUsage of nothing = %d, %d, %v", n, b, err)
+	if u, err := s.HeldUsage(ctx, t0, "c1"); err != nil || u != (service.HeldUsage{}) {
+		t.Fatalf("HeldUsage of nothing = %+v, %v", u, err)
 	}
-	for key, size := range map[string]int{"a": 100, "b": 2 << 20, "c": 7} { // b over one document's limit
-		if err := s.Hold(ctx, key, service.HeldSubmission{Body: bytes.Repeat([]byte("x"), size)}, t0.Add(time.Minute)); err != nil {
+	for key, h := range map[string]struct {
+		size   int
+		client string
+	}{"a": {100, "c1"}, "b": {2 << 20, "c2"}, "c": {7, "c1"}, "d": {5, ""}} { // b over one document's limit
+		if err := s.Hold(ctx, key, service.HeldSubmission{Body: bytes.Repeat([]byte("x"), h.size), Client: h.client}, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Hold(ctx, "old", service.HeldSubmission{Body: []byte("expired")}, t0); err != nil {
+	if err := s.Hold(ctx, "old", service.HeldSubmission{Body: []byte("expired"), Client: "c1"}, t0); err != nil {
 		t.Fatal(err)
 	}
-	if n, b, err := s.HeldUsage(ctx, t0); err != nil || n != 3 || b != 100+2<<20+7 {
-		t.Errorf("HeldUsage = %d bodies, %d bytes, %v; want 3 and %d", n, b, err, 100+2<<20+7)
+	all := 100 + 2<<20 + 7 + 5
+	for client, want := range map[string]service.HeldUsage{
+		"c1": {Count: 4, Bytes: int64(all), ClientCount: 2, ClientBytes: 107},
+		"c2": {Count: 4, Bytes: int64(all), ClientCount: 1, ClientBytes: 2 << 20},
+		"c3": {Count: 4, Bytes: int64(all)},
+		"":   {Count: 4, Bytes: int64(all)},
+	} {
+		if u, err := s.HeldUsage(ctx, t0, client); err != nil || u != want {
+			t.Errorf("HeldUsage(%q) = %+v, %v; want %+v", client, u, err, want)
+		}
 	}
 	if err := s.DropHeld(ctx, "", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := s.HeldUsage(ctx, t0); err != nil || n != 0 {
-		t.Errorf("after dropping the expired, HeldUsage = %d, %v; want 0", n, err)
+	if u, err := s.HeldUsage(ctx, t0, "c1"); err != nil || u != (service.HeldUsage{}) {
+		t.Errorf("after dropping the expired, HeldUsage = %+v, %v; want none", u, err)
 	}
 }
 
