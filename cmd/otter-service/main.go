@@ -199,6 +199,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	go func() { served <- srv.Serve(ln) }()
 	graded := make(chan error, 1)
 	go func() { graded <- svc.Run(ctx) }()
+	go returnIdleMemory(ctx, idleMemoryEvery, idleMemoryLimit, memoryStats, freeMemory)
 
 	select {
 	case <-ctx.Done():
