@@ -182,9 +182,11 @@ def _stop(proc, timeout=20):
     proc.wait()
 
 
-def run_hub(binary, emulator, tmp, mode):
+def run_hub(binary, emulator, tmp, mode, start=None):
     """Starts the service and a Hub as the module's docstring says; mode is
-    "external" or "managed". Yields a Hub."""
+    "external" or "managed". Yields a Hub. start, for an external service,
+    starts it instead of start_service: start(tmp, env) returns an object
+    with the service's addr and a proc to terminate and wait for."""
     jupyterhub = pathlib.Path(sys.executable).parent / "jupyterhub"
     if not jupyterhub.exists():
         missing("jupyterhub is not installed in the test virtualenv (make test installs it)")
@@ -214,7 +216,10 @@ def run_hub(binary, emulator, tmp, mode):
             "JUPYTERHUB_PUBLIC_URL": url + "/",
             "JUPYTERHUB_BASE_URL": "/",
         }
-        service = start_service(binary, tmp / "otter", env, test_user=None)
+        if start:
+            service = start(tmp / "otter", env)
+        else:
+            service = start_service(binary, tmp / "otter", env, test_user=None)
         settings.update(service_url=f"http://{service.addr}", service_token=service_token)
     else:
         listen = f"127.0.0.1:{free_port()}"
