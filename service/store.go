@@ -23,6 +23,14 @@ type Store interface {
 	// Returns ENOTFOUND if there is none.
 	Submission(ctx context.Context, id string) (*Submission, error)
 
+	// ListSubmissions returns the submissions f selects, newest first (by
+	// ReceivedAt; ties in an order of the store's own), at most f.Limit of
+	// them, each as Submission returns it but without Questions and
+	// Feedback; and the cursor of the next page (f.After), "" when there
+	// is none. A cursor is the store's own, valid with the same filter.
+	// Returns EINVALID for a cursor the store did not make.
+	ListSubmissions(ctx context.Context, f SubmissionFilter) ([]*Submission, string, error)
+
 	// Notebook returns the notebook submitted with submission id.
 	// Returns ENOTFOUND if there is none.
 	Notebook(ctx context.Context, id string) ([]byte, error)
@@ -120,6 +128,37 @@ type Store interface {
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// SubmissionFilter selects submissions for ListSubmissions: each field
+// that is set must match.
+type SubmissionFilter struct {
+	User       string
+	Course     string
+	Section    string
+	Assignment string // the assignment's name, within Course when set
+	Status     Status
+	Since      time.Time // received at or after; zero: no bound
+	Until      time.Time // received before; zero: no bound
+	Limit      int       // at most this many (1 to MaxListLimit); 0: DefaultListLimit
+	After      string    // a cursor ListSubmissions returned: the page after it
+}
+
+// The sizes of a page of ListSubmissions.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 500
+)
+
+// PageLimit returns the page size f asks for, within the bounds.
+func (f SubmissionFilter) PageLimit() int {
+	switch {
+	case f.Limit <= 0:
+		return DefaultListLimit
+	case f.Limit > MaxListLimit:
+		return MaxListLimit
+	}
+	return f.Limit
 }
 
 // HeldSubmission is a submission waiting for its sender's sign-in: the body

@@ -84,6 +84,9 @@ CREATE TABLE IF NOT EXISTS submissions (
 );
 CREATE INDEX IF NOT EXISTS submissions_queued ON submissions(seq) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS submissions_leased ON submissions(lease_expires) WHERE status = 'grading';
+CREATE INDEX IF NOT EXISTS submissions_received ON submissions(received_at, seq);
+CREATE INDEX IF NOT EXISTS submissions_by_user ON submissions(user, received_at, seq);
+CREATE INDEX IF NOT EXISTS submissions_by_assignment ON submissions(course, assignment, received_at, seq);
 CREATE TABLE IF NOT EXISTS notebooks (
 	id      TEXT PRIMARY KEY,
 	segment INTEGER NOT NULL,

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"Logs", testLogs},
 		{"HeldBodies", testHeld},
 		{"HeldUsage", testHeldUsage},
+		{"ListSubmissions", testListSubmissions},
 		{"NotebookName", testNotebookName},
 		{"GradePosts", testPosts},
 		{"NewestGradeWins", testNewestGradeWins},
@@ -608,4 +610,117 @@ func claimConcurrently(t *testing.T, s service.Store, kind service.Kind, now tim
 	}
 	wg.Wait()
 	return seen
+}
+
+// testListSubmissions: the submissions a filter selects, newest first (ties
+// in any order, each once), page after page, without notebooks, questions
+// or feedback, the graded one with its grade.
+func testListSubmissions(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	var all []*service.Submission // in the order created
+	for i := 0; i < 9; i++ {
+		sub := newSub(i/2, []string{"alice", "bob", "carol"}[i%3]) // two at each second: ties
+		if i == 8 {
+			sub.Section = "2"
+		}
+		create(t, s, sub, []byte(`{"cells": []}`))
+		all = append(all, sub)
+	}
+	// The oldest is graded.
+	got, l := claim(t, s, t0.Add(time.Hour))
+	if got.ID != all[0].ID {
+		t.Fatalf("claimed %s; want the oldest, %s", got.ID, all[0].ID)
+	}
+	if err := s.Finish(ctx, l, service.Outcome{Status: service.StatusGraded, Grade: 0.5, FinishedAt: t0.Add(time.Hour),
+		Questions: []service.Question{{Name: "q1", Score: 1, MaxScore: 2, Visibility: "visible"}}}); err != nil {
+		t.Fatal(err)
+	}
+	newestFirst := func(keep func(*service.Submission) bool) []string {
+		var ids []string
+		for i := len(all) - 1; i >= 0; i-- {
+			if keep(all[i]) {
+				ids = append(ids, all[i].ID)
+			}
+		}
+		return ids
+	}
+	list := func(f service.SubmissionFilter) []string {
+		t.Helper()
+		var ids []string
+		for pages := 0; ; pages++ {
+			page, next, err := s.ListSubmissions(ctx, f)
+			if err != nil {
+				t.Fatalf("ListSubmissions(%+v): %v", f, err)
+			}
+			if f.Limit > 0 && len(page) > f.Limit {
+				t.Fatalf("ListSubmissions(%+v) gave %d; want at most %d", f, len(page), f.Limit)
+			}
+			for _, sub := range page {
+				ids = append(ids, sub.ID)
+				if len(sub.Questions) > 0 || len(sub.Feedback) > 0 {
+					t.Errorf("a listed submission has its questions or feedback: %+v", sub)
+				}
+				if sub.ID == all[0].ID && (sub.Status != service.StatusGraded || sub.Grade != 0.5) {
+					t.Errorf("the graded submission is listed as %s with %v", sub.Status, sub.Grade)
+				}
+			}
+			if next == "" {
+				return ids
+			}
+			if pages > len(all) {
+				t.Fatalf("ListSubmissions(%+v) does not end", f)
+			}
+			f.After = next
+		}
+	}
+	for name, c := range map[string]struct {
+		f    service.SubmissionFilter
+		keep func(*service.Submission) bool
+	}{
+		"all":              {service.SubmissionFilter{}, func(*service.Submission) bool { return true }},
+		"all, pages of 2":  {service.SubmissionFilter{Limit: 2}, func(*service.Submission) bool { return true }},
+		"all, pages of 1":  {service.SubmissionFilter{Limit: 1}, func(*service.Submission) bool { return true }},
+		"user":             {service.SubmissionFilter{User: "bob", Limit: 1}, func(x *service.Submission) bool { return x.User == "bob" }},
+		"assignment":       {service.SubmissionFilter{Course: "8x", Assignment: "lab02", Limit: 3}, func(x *service.Submission) bool { return x.Assignment.Assignment == "lab02" }},
+		"section":          {service.SubmissionFilter{Section: "2"}, func(x *service.Submission) bool { return x.Section == "2" }},
+		"status":           {service.SubmissionFilter{Status: service.StatusQueued, Limit: 4}, func(x *service.Submission) bool { return x.ID != all[0].ID }},
+		"graded, of alice": {service.SubmissionFilter{User: "alice", Status: service.StatusGraded}, func(x *service.Submission) bool { return x.ID == all[0].ID }},
+		"time range": {service.SubmissionFilter{Since: t0.Add(time.Second), Until: t0.Add(3 * time.Second), Limit: 3},
+			func(x *service.Submission) bool {
+				return !x.ReceivedAt.Before(t0.Add(time.Second)) && x.ReceivedAt.Before(t0.Add(3*time.Second))
+			}},
+		"nothing": {service.SubmissionFilter{User: "dave"}, func(*service.Submission) bool { return false }},
+	} {
+		if got, want := list(c.f), newestFirst(c.keep); !sameNewestFirst(got, want, all) {
+			t.Errorf("%s: ListSubmissions = %v; want %v (ties in any order)", name, got, want)
+		}
+	}
+	_, _, err := s.ListSubmissions(ctx, service.SubmissionFilter{After: "not a cursor"})
+	wantCode(t, "a cursor the store did not make", err, service.EINVALID)
+}
+
+// sameNewestFirst reports whether got lists want's submissions, each once,
+// in want's order but for submissions received at the same instant.
+func sameNewestFirst(got, want []string, all []*service.Submission) bool {
+	at := map[string]time.Time{}
+	for _, s := range all {
+		at[s.ID] = s.ReceivedAt
+	}
+	if len(got) != len(want) {
+		return false
+	}
+	g, w := slices.Clone(got), slices.Clone(want)
+	// Within equal times, sort by id: then the two must be equal.
+	norm := func(ids []string) {
+		slices.SortStableFunc(ids, func(a, b string) int {
+			if c := at[b].Compare(at[a]); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+	}
+	norm(g)
+	norm(w)
+	return slices.Equal(g, w) && slices.Equal(got, slices.Compact(slices.Clone(got))) &&
+		slices.IsSortedFunc(got, func(a, b string) int { return at[b].Compare(at[a]) })
 }
