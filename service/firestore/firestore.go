@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/api/option"
+
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -63,9 +65,10 @@ func (s *Store) write(op string, fn func() error) error {
 var _ service.Store = (*Store)(nil)
 
 // New returns a store using the collections prefixed with environment.
-// The client connects to FIRESTORE_EMULATOR_HOST when that is set.
-func New(ctx context.Context, projectID, environment string) (*Store, error) {
-	client, err := firestore.NewClient(ctx, projectID)
+// The client connects to FIRESTORE_EMULATOR_HOST when that is set; opts
+// are the client's further options.
+func New(ctx context.Context, projectID, environment string, opts ...option.ClientOption) (*Store, error) {
+	client, err := firestore.NewClient(ctx, projectID, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("firestore: %w", err)
 	}
