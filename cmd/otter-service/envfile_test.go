@@ -135,7 +135,7 @@ func nulEnv(out []byte) map[string]string {
 func systemdEnvironmentFile(ctx context.Context, t *testing.T, file string) map[string]string {
 	t.Helper()
 	tools := map[string]string{}
-	for _, name := range []string{"systemd", "systemd-run", "unshare", "mount"} {
+	for _, name := range []string{"systemd", "systemd-run", "systemctl", "unshare", "mount"} {
 		p, err := exec.LookPath(name)
 		if err != nil {
 			testenv.Missing(t, "%s is not installed (Debian's systemd and util-linux have it)", name)
@@ -156,15 +156,18 @@ mkdir /run/systemd/system
 "$SYSTEMD" --user --log-target=console >"$XDG_RUNTIME_DIR/manager.log" 2>&1 &
 manager=$!
 trap 'kill $manager; wait $manager || true' EXIT
-until [ -S "$XDG_RUNTIME_DIR/systemd/private" ]; do
+# Until the manager answers on its socket, then until it has started.
+until "$SYSTEMCTL" --user show-environment >/dev/null 2>&1; do
   kill -0 $manager 2>/dev/null || { cat "$XDG_RUNTIME_DIR/manager.log" >&2; exit 1; }
   sleep 0.05
 done
-"$SYSTEMD_RUN" --user --wait --pipe --quiet -p EnvironmentFile="$1" /usr/bin/env -0
+"$SYSTEMCTL" --user is-system-running --wait >/dev/null 2>&1 || true
+"$SYSTEMD_RUN" --user --wait --pipe --quiet -p EnvironmentFile="$1" /usr/bin/env -0 ||
+  { status=$?; echo "the manager's log:" >&2; cat "$XDG_RUNTIME_DIR/manager.log" >&2; exit $status; }
 `
 	cmd := exec.CommandContext(ctx, tools["unshare"], "--mount", "--propagation", "private", "/bin/bash", "-c", script, "bash", file)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + runtime, "XDG_RUNTIME_DIR=" + runtime,
-		"SYSTEMD=" + tools["systemd"], "SYSTEMD_RUN=" + tools["systemd-run"]}
+		"SYSTEMD=" + tools["systemd"], "SYSTEMD_RUN=" + tools["systemd-run"], "SYSTEMCTL=" + tools["systemctl"]}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
