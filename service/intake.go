@@ -335,6 +335,30 @@ func (s *Service) Status(ctx context.Context, who Identity, id string) (*Submiss
 	return st, nil
 }
 
+// ListSubmissions returns the submissions f selects that who may see,
+// newest first, a page at a time (see Store.ListSubmissions): a student's
+// own only (f.User is who's name), course staff (Admin) anyone's.
+//
+// Returns EFORBIDDEN when a student asks for another user's, EINVALID for
+// a status that does not exist or a cursor the store did not give.
+func (s *Service) ListSubmissions(ctx context.Context, who Identity, f SubmissionFilter) ([]*Submission, string, error) {
+	if !who.Admin {
+		if f.User != "" && f.User != who.Name {
+			return nil, "", Errorf(EFORBIDDEN, "You may list only your own submissions.")
+		}
+		f.User = who.Name
+	}
+	switch f.Status {
+	case "", StatusQueued, StatusGrading, StatusGraded, StatusFailed, StatusNeedsReview:
+	default:
+		return nil, "", Errorf(EINVALID, "There is no status %q: it is one of queued, grading, graded, failed and needs_review.", f.Status)
+	}
+	if f.Limit < 0 || f.Limit > MaxListLimit {
+		return nil, "", Errorf(EINVALID, "A page holds 1 to %d submissions, not %d.", MaxListLimit, f.Limit)
+	}
+	return s.store.ListSubmissions(ctx, f)
+}
+
 // refused logs a refused submission, as the old service did, for course
 // staff to see: an error entry with no submission id.
 func (s *Service) refused(ctx context.Context, who Identity, a Assignment, err error) {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -128,6 +129,8 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	g.POST("", a.handle(a.submit))
 	g.GET("", a.handle(a.whoami))
 	g.GET("submissions/:id", a.handle(a.status))
+	g.GET("api/submissions", a.handle(a.list))
+	g.GET("api/submissions/:id", a.handle(a.status))
 	if a.login != nil {
 		r.GET(a.login.CallbackPath(), a.handle(a.callback))
 	}
@@ -553,6 +556,7 @@ func (a *api) tooLarge() error {
 // statusResponse is a submission as its owner sees it.
 type statusResponse struct {
 	ID            string                 `json:"id"`
+	StatusURL     string                 `json:"status_url"`
 	Status        service.Status         `json:"status"`
 	User          string                 `json:"user"`
 	Course        string                 `json:"course"`
@@ -595,7 +599,13 @@ func (a *api) status(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	resp := statusResponse{
+	c.JSON(http.StatusOK, a.statusOf(st, who))
+	return nil
+}
+
+// statusOf is a submission's status as who may see it.
+func (a *api) statusOf(st *service.SubmissionStatus, who service.Identity) statusResponse {
+	resp := statusResponse{StatusURL: a.cfg.Prefix + "submissions/" + st.ID,
 		ID: st.ID, Status: st.Status, User: st.User, Course: st.Course, Section: st.Section, Assignment: st.Assignment.Assignment,
 		Notebook: st.GradingName(), QueuePosition: st.QueuePosition, ReceivedAt: st.ReceivedAt, StartedAt: timePtr(st.StartedAt),
 		FinishedAt: timePtr(st.FinishedAt), Attempts: st.Attempts, Questions: st.Questions, Feedback: st.Feedback, Error: st.Failure,
@@ -653,6 +663,62 @@ func (a *api) status(c *gin.Context) error {
 		if st.Failure != nil {
 			resp.Message += " " + st.Failure.Message
 		}
+	}
+	return resp
+}
+
+// listResponse is a page of submissions.
+type listResponse struct {
+	Submissions []statusResponse `json:"submissions"`
+	Next        string           `json:"next,omitempty"`     // the cursor of the next page
+	NextURL     string           `json:"next_url,omitempty"` // this list's next page
+}
+
+// list answers GET {prefix}api/submissions: the submissions the query
+// selects (user, course, section, assignment, status; since and until as
+// RFC 3339 times; limit; after, the cursor of a page's next), newest first:
+// a student's own, course staff's of anyone.
+func (a *api) list(c *gin.Context) error {
+	who, err := a.auth.Authenticate(c.Request)
+	if err != nil {
+		if a.signIn(c, err) {
+			return nil
+		}
+		return err
+	}
+	q := c.Request.URL.Query()
+	for name := range q {
+		switch name {
+		case "user", "course", "section", "assignment", "status", "since", "until", "limit", "after":
+		default:
+			return service.Errorf(service.EINVALID, "Unknown query parameter %q: the list takes user, course, section, assignment, status, since, until, limit and after.", name)
+		}
+	}
+	f := service.SubmissionFilter{User: q.Get("user"), Course: q.Get("course"), Section: q.Get("section"),
+		Assignment: q.Get("assignment"), Status: service.Status(q.Get("status")), After: q.Get("after")}
+	for name, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(name); v != "" {
+			if *t, err = time.Parse(time.RFC3339, v); err != nil {
+				return service.Errorf(service.EINVALID, "%s must be a time as in 2026-12-01T09:00:00Z, not %q.", name, v)
+			}
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 {
+			return service.Errorf(service.EINVALID, "limit must be a number from 1 to %d, not %q.", service.MaxListLimit, v)
+		}
+	}
+	subs, next, err := a.svc.ListSubmissions(c, who, f)
+	if err != nil {
+		return err
+	}
+	resp := listResponse{Submissions: make([]statusResponse, 0, len(subs)), Next: next}
+	for _, sub := range subs {
+		resp.Submissions = append(resp.Submissions, a.statusOf(&service.SubmissionStatus{Submission: sub}, who))
+	}
+	if next != "" {
+		q.Set("after", next)
+		resp.NextURL = a.cfg.Prefix + "api/submissions?" + q.Encode()
 	}
 	c.JSON(http.StatusOK, resp)
 	return nil

@@ -1,0 +1,137 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/otter-service/otter-service/service"
+	"github.com/otter-service/otter-service/service/httpapi"
+)
+
+// headerAuth takes the user from X-Test-User, course staff when
+// X-Test-Staff is set.
+type headerAuth struct{}
+
+func (headerAuth) Authenticate(r *http.Request) (service.Identity, error) {
+	if u := r.Header.Get("X-Test-User"); u != "" {
+		return service.Identity{Name: u, Admin: r.Header.Get("X-Test-Staff") != ""}, nil
+	}
+	return service.Identity{}, service.Errorf(service.EUNAUTHORIZED, "not signed in")
+}
+
+type listed struct {
+	Submissions []struct {
+		ID, User, Assignment, Status string
+		StatusURL                    string   `json:"status_url"`
+		Grade                        *float64 `json:"grade"`
+	} `json:"submissions"`
+	Next    string `json:"next"`
+	NextURL string `json:"next_url"`
+}
+
+// TestListSubmissions: GET {prefix}api/submissions lists a student's own
+// submissions, newest first, a page at a time, and anyone's for course
+// staff, filtered; bad queries get 400 naming the problem, another's list
+// 403, nobody 401.
+func TestListSubmissions(t *testing.T) {
+	srv := newServer(t, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	api := httptest.NewServer(httpapi.Handler(srv.svc, headerAuth{}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
+	defer api.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var mine []string // newest first
+	for _, a := range []string{"lab01", "lab02", "lab01"} {
+		s := submit(t, srv.URL, "application/json", strings.NewReader(notebook(a)))
+		mine = append([]string{s.ID}, mine...)
+		waitFor(t, func() bool { return getStatus(t, srv.URL+s.StatusURL).Status == "graded" })
+	}
+	bobSrv := httptest.NewServer(httpapi.Handler(srv.svc, httpapi.DevIdentity{User: "bob"}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
+	defer bobSrv.Close()
+	bobs := submit(t, bobSrv.URL, "application/json", strings.NewReader(notebook("lab01")))
+
+	get := func(user string, staff bool, path string) (int, listed, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, api.URL+path, nil)
+		if user != "" {
+			req.Header.Set("X-Test-User", user)
+		}
+		if staff {
+			req.Header.Set("X-Test-Staff", "1")
+		}
+		resp, body := do(t, req)
+		var l listed
+		if resp.StatusCode == http.StatusOK {
+			if err := json.Unmarshal(body, &l); err != nil {
+				t.Fatalf("GET %s: %v: %s", path, err, body)
+			}
+		}
+		return resp.StatusCode, l, string(body)
+	}
+	ids := func(l listed) []string {
+		var ids []string
+		for _, s := range l.Submissions {
+			ids = append(ids, s.ID)
+		}
+		return ids
+	}
+
+	code, l, body := get("alice", false, prefix+"api/submissions")
+	if code != http.StatusOK || strings.Join(ids(l), ",") != strings.Join(mine, ",") || l.Next != "" {
+		t.Fatalf("alice's list: %d %s; want her 3, newest first", code, body)
+	}
+	for _, s := range l.Submissions {
+		if s.User != "alice" || s.Status != "graded" || s.Grade == nil || s.StatusURL != prefix+"submissions/"+s.ID {
+			t.Errorf("alice's list has %+v", s)
+		}
+	}
+	// Pages: 2, then 1.
+	code, l, body = get("alice", false, prefix+"api/submissions?limit=2")
+	if code != http.StatusOK || len(l.Submissions) != 2 || l.NextURL == "" {
+		t.Fatalf("a page of 2: %d %s", code, body)
+	}
+	code, l2, body := get("alice", false, l.NextURL)
+	if code != http.StatusOK || strings.Join(append(ids(l), ids(l2)...), ",") != strings.Join(mine, ",") || l2.NextURL != "" {
+		t.Fatalf("the next page: %d %s", code, body)
+	}
+	// Staff: anyone's, filtered.
+	if code, l, body = get("ta", true, prefix+"api/submissions?course=8x&assignment=lab01"); code != http.StatusOK ||
+		strings.Join(ids(l), ",") != strings.Join([]string{bobs.ID, mine[0], mine[2]}, ",") {
+		t.Errorf("staff's list of lab01: %d %s", code, body)
+	}
+	if code, l, body = get("ta", true, prefix+"api/submissions?user=bob"); code != http.StatusOK || len(l.Submissions) != 1 || l.Submissions[0].ID != bobs.ID {
+		t.Errorf("staff's list of bob's: %d %s", code, body)
+	}
+	if code, l, body = get("ta", false, prefix+"api/submissions"); code != http.StatusOK || len(l.Submissions) != 0 {
+		t.Errorf("a student with none: %d %s; want an empty list", code, body)
+	}
+	// Refusals.
+	for path, want := range map[string]int{
+		"?user=bob":                      http.StatusForbidden,
+		"?status=done":                   http.StatusBadRequest,
+		"?limit=0":                       http.StatusBadRequest,
+		"?limit=501":                     http.StatusBadRequest,
+		"?since=yesterday":               http.StatusBadRequest,
+		"?colour=red":                    http.StatusBadRequest,
+		"?after=not-a-cursor":            http.StatusBadRequest,
+		"?since=2026-12-01T09:00:00Z":    http.StatusOK,
+		"?status=graded&assignment=lab2": http.StatusOK,
+	} {
+		if code, _, body := get("alice", false, prefix+"api/submissions"+path); code != want {
+			t.Errorf("alice GET %s: %d %s; want %d", path, code, body, want)
+		} else if code >= 400 && !strings.Contains(body, `"message"`) {
+			t.Errorf("alice GET %s: %s; want a JSON error with a message", path, body)
+		}
+	}
+	if code, _, body := get("", false, prefix+"api/submissions"); code != http.StatusUnauthorized {
+		t.Errorf("nobody's list: %d %s; want 401", code, body)
+	}
+}
