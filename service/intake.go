@@ -359,12 +359,39 @@ func (s *Service) ListSubmissions(ctx context.Context, who Identity, f Submissio
 	return s.store.ListSubmissions(ctx, f)
 }
 
+// RefusalsShown is how long a refused submission shows in its sender's
+// list, and MaxRefusalsShown how many at most.
+const (
+	RefusalsShown    = 7 * 24 * time.Hour
+	MaxRefusalsShown = 20
+)
+
+// Refusals returns user's submissions refused at intake in the last
+// RefusalsShown (at most MaxRefusalsShown, newest first), each with the
+// sentence the sender was answered: who's own, or anyone's for course
+// staff. Nothing of the notebook is kept.
+//
+// Returns EFORBIDDEN when a student asks for another user's.
+func (s *Service) Refusals(ctx context.Context, who Identity, user string) ([]LogEntry, error) {
+	if user != who.Name && !who.Admin {
+		return nil, Errorf(EFORBIDDEN, "You may list only your own submissions.")
+	}
+	list, err := s.store.Refusals(ctx, user, s.now().Add(-RefusalsShown), MaxRefusalsShown)
+	for i := range list {
+		list[i].Message = strings.TrimPrefix(list[i].Message, refusedPrefix)
+	}
+	return list, err
+}
+
+// refusedPrefix begins the log message of a refused submission.
+const refusedPrefix = "submission refused: "
+
 // refused logs a refused submission, as the old service did, for course
 // staff to see: an error entry with no submission id.
 func (s *Service) refused(ctx context.Context, who Identity, a Assignment, err error) {
 	s.log.Info("submission refused", "user", who.Name, "course", a.Course, "section", a.Section,
 		"assignment", a.Assignment, "code", ErrorCode(err), "reason", ErrorMessage(err))
-	s.record(ctx, &Submission{User: who.Name, Assignment: a}, LogError, "submission refused: "+ErrorMessage(err), "")
+	s.record(ctx, &Submission{User: who.Name, Assignment: a}, LogError, refusedPrefix+ErrorMessage(err), "")
 }
 
 // NewID returns a random submission id: 32 lowercase hex digits.

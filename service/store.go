@@ -91,6 +91,11 @@ type Store interface {
 	// AppendLog adds e to the log.
 	AppendLog(ctx context.Context, e LogEntry) error
 
+	// Refusals returns the refused submissions of user (the error entries
+	// tied to no submission) logged at or after since, newest first, at
+	// most limit of them.
+	Refusals(ctx context.Context, user string, since time.Time, limit int) ([]LogEntry, error)
+
 	// Logs returns the log entries for a submission, oldest first; for ""
 	// the entries tied to no submission (refused ones).
 	Logs(ctx context.Context, submissionID string) ([]LogEntry, error)

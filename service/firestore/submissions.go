@@ -210,6 +210,28 @@ func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEnt
 	if err != nil {
 		return nil, mapError(err)
 	}
+	out, err := logEntries(snaps)
+	if err != nil {
+		return nil, err
+	}
+	sortBy(out, func(a, b service.LogEntry) bool { return a.Timestamp.Before(b.Timestamp) })
+	return out, nil
+}
+
+// Refusals implements service.Store, over the index on submission_id,
+// type, user and timestamp_us.
+func (s *Store) Refusals(ctx context.Context, user string, since time.Time, limit int) ([]service.LogEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
+	snaps, err := s.logs.Where("submission_id", "==", "").Where("type", "==", service.LogError).Where("user", "==", user).
+		Where("timestamp_us", ">=", since.UnixMicro()).OrderBy("timestamp_us", firestore.Desc).Limit(limit).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return logEntries(snaps)
+}
+
+func logEntries(snaps []*firestore.DocumentSnapshot) ([]service.LogEntry, error) {
 	var out []service.LogEntry
 	for _, snap := range snaps {
 		var e struct {
@@ -230,7 +252,6 @@ func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEnt
 		out = append(out, service.LogEntry{SubmissionID: e.SubmissionID, User: e.User, Message: e.Message, Trace: e.Trace, Type: e.Type,
 			Timestamp: time.UnixMicro(e.TimestampNS).UTC(), Assignment: service.Assignment{Course: e.Course, Section: e.Section, Assignment: e.Assignment}})
 	}
-	sortBy(out, func(a, b service.LogEntry) bool { return a.Timestamp.Before(b.Timestamp) })
 	return out, nil
 }
 

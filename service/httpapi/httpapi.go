@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -670,8 +671,19 @@ func (a *api) statusOf(st *service.SubmissionStatus, who service.Identity) statu
 // listResponse is a page of submissions.
 type listResponse struct {
 	Submissions []statusResponse `json:"submissions"`
-	Next        string           `json:"next,omitempty"`     // the cursor of the next page
-	NextURL     string           `json:"next_url,omitempty"` // this list's next page
+	// On a student's first page: their submissions refused at intake.
+	Refused []refusalResponse `json:"refused,omitempty"`
+	Next    string            `json:"next,omitempty"`     // the cursor of the next page
+	NextURL string            `json:"next_url,omitempty"` // this list's next page
+}
+
+// refusalResponse is a submission refused at intake.
+type refusalResponse struct {
+	At         time.Time `json:"at"`
+	Course     string    `json:"course,omitempty"`
+	Section    string    `json:"section,omitempty"`
+	Assignment string    `json:"assignment,omitempty"`
+	Message    string    `json:"message"` // the sentence the sender was answered
 }
 
 // list answers GET {prefix}api/submissions: the submissions the query
@@ -713,6 +725,23 @@ func (a *api) list(c *gin.Context) error {
 		return err
 	}
 	resp := listResponse{Submissions: make([]statusResponse, 0, len(subs)), Next: next}
+	// One student's first page shows what was refused too: the Submit
+	// button never showed it.
+	if user := cmp.Or(f.User, who.Name); f.After == "" && (!who.Admin || f.User != "") {
+		refused, err := a.svc.Refusals(c, who, user)
+		if err != nil {
+			return err
+		}
+		for _, e := range refused {
+			if f.Status != "" || f.Course != "" && e.Course != f.Course || f.Section != "" && e.Section != f.Section ||
+				f.Assignment != "" && e.Assignment.Assignment != f.Assignment ||
+				!f.Since.IsZero() && e.Timestamp.Before(f.Since) || !f.Until.IsZero() && !e.Timestamp.Before(f.Until) {
+				continue // not what the query selects
+			}
+			resp.Refused = append(resp.Refused, refusalResponse{At: e.Timestamp, Course: e.Course, Section: e.Section,
+				Assignment: e.Assignment.Assignment, Message: e.Message})
+		}
+	}
 	for _, sub := range subs {
 		resp.Submissions = append(resp.Submissions, a.statusOf(&service.SubmissionStatus{Submission: sub}, who))
 	}

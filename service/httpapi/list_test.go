@@ -31,6 +31,9 @@ type listed struct {
 		StatusURL                    string   `json:"status_url"`
 		Grade                        *float64 `json:"grade"`
 	} `json:"submissions"`
+	Refused []struct {
+		Assignment, Message string
+	} `json:"refused"`
 	Next    string `json:"next"`
 	NextURL string `json:"next_url"`
 }
@@ -53,6 +56,10 @@ func TestListSubmissions(t *testing.T) {
 		s := submit(t, srv.URL, "application/json", strings.NewReader(notebook(a)))
 		mine = append([]string{s.ID}, mine...)
 		waitFor(t, func() bool { return getStatus(t, srv.URL+s.StatusURL).Status == "graded" })
+	}
+	// A refused notebook: the Submit button never shows why, the list does.
+	if resp, body := post(t, srv.URL+prefix, "application/json", strings.NewReader(notebook("lab99"))); resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("a notebook for lab99: %d %s; want 422", resp.StatusCode, body)
 	}
 	bobSrv := httptest.NewServer(httpapi.Handler(srv.svc, httpapi.DevIdentity{User: "bob"}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
 	defer bobSrv.Close()
@@ -88,6 +95,10 @@ func TestListSubmissions(t *testing.T) {
 	if code != http.StatusOK || strings.Join(ids(l), ",") != strings.Join(mine, ",") || l.Next != "" {
 		t.Fatalf("alice's list: %d %s; want her 3, newest first", code, body)
 	}
+	if len(l.Refused) != 1 || l.Refused[0].Assignment != "lab99" || !strings.Contains(l.Refused[0].Message, "lab99") ||
+		strings.HasPrefix(l.Refused[0].Message, "submission refused") {
+		t.Errorf("alice's refused notebook in her list: %+v; want lab99's with the sentence she was answered", l.Refused)
+	}
 	for _, s := range l.Submissions {
 		if s.User != "alice" || s.Status != "graded" || s.Grade == nil || s.StatusURL != prefix+"submissions/"+s.ID {
 			t.Errorf("alice's list has %+v", s)
@@ -99,6 +110,9 @@ func TestListSubmissions(t *testing.T) {
 		t.Fatalf("a page of 2: %d %s", code, body)
 	}
 	code, l2, body := get("alice", false, l.NextURL)
+	if len(l2.Refused) != 0 {
+		t.Errorf("the refusals again on the next page: %s", body)
+	}
 	if code != http.StatusOK || strings.Join(append(ids(l), ids(l2)...), ",") != strings.Join(mine, ",") || l2.NextURL != "" {
 		t.Fatalf("the next page: %d %s", code, body)
 	}
@@ -109,6 +123,15 @@ func TestListSubmissions(t *testing.T) {
 	}
 	if code, l, body = get("ta", true, prefix+"api/submissions?user=bob"); code != http.StatusOK || len(l.Submissions) != 1 || l.Submissions[0].ID != bobs.ID {
 		t.Errorf("staff's list of bob's: %d %s", code, body)
+	}
+	if code, l, body = get("ta", true, prefix+"api/submissions?user=alice"); code != http.StatusOK || len(l.Submissions) != 3 || len(l.Refused) != 1 {
+		t.Errorf("staff's list of alice's: %d %s; want her 3 and her refusal", code, body)
+	}
+	if code, l, body = get("ta", true, prefix+"api/submissions"); code != http.StatusOK || len(l.Submissions) != 4 || len(l.Refused) != 0 {
+		t.Errorf("staff's list of all: %d %s; want 4 and no refusals", code, body)
+	}
+	if code, l, body = get("alice", false, prefix+"api/submissions?assignment=lab01"); code != http.StatusOK || len(l.Refused) != 0 {
+		t.Errorf("alice's list of lab01: %d %s; want no refusal of lab99", code, body)
 	}
 	if code, l, body = get("ta", false, prefix+"api/submissions"); code != http.StatusOK || len(l.Submissions) != 0 {
 		t.Errorf("a student with none: %d %s; want an empty list", code, body)

@@ -117,6 +117,7 @@ CREATE TABLE IF NOT EXISTS logs (
 	timestamp     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_submission ON logs(submission_id, seq);
+CREATE INDEX IF NOT EXISTS logs_refusals ON logs(user, timestamp) WHERE submission_id = '';
 CREATE TABLE IF NOT EXISTS posts (
 	key           TEXT PRIMARY KEY,
 	user          TEXT NOT NULL,

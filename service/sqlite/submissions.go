@@ -315,6 +315,28 @@ func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEnt
 	return out, mapError(rows.Err())
 }
 
+// Refusals implements service.Store.
+func (s *Store) Refusals(ctx context.Context, user string, since time.Time, limit int) ([]service.LogEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT submission_id, user, course, section, assignment, message, trace, type, timestamp
+		FROM logs WHERE submission_id = '' AND user = ? AND type = ? AND timestamp >= ? ORDER BY timestamp DESC, seq DESC LIMIT ?`,
+		user, service.LogError, since.UnixNano(), limit)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	var out []service.LogEntry
+	for rows.Next() {
+		var e service.LogEntry
+		var ts int64
+		if err := rows.Scan(&e.SubmissionID, &e.User, &e.Course, &e.Section, &e.Assignment.Assignment, &e.Message, &e.Trace, &e.Type, &ts); err != nil {
+			return nil, mapError(err)
+		}
+		e.Timestamp = time.Unix(0, ts).UTC()
+		out = append(out, e)
+	}
+	return out, mapError(rows.Err())
+}
+
 // Ping implements service.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) service.Store) {
 		{"HeldBodies", testHeld},
 		{"HeldUsage", testHeldUsage},
 		{"ListSubmissions", testListSubmissions},
+		{"Refusals", testRefusals},
 		{"NotebookName", testNotebookName},
 		{"GradePosts", testPosts},
 		{"NewestGradeWins", testNewestGradeWins},
@@ -723,4 +724,48 @@ func sameNewestFirst(got, want []string, all []*service.Submission) bool {
 	norm(w)
 	return slices.Equal(g, w) && slices.Equal(got, slices.Compact(slices.Clone(got))) &&
 		slices.IsSortedFunc(got, func(a, b string) int { return at[b].Compare(at[a]) })
+}
+
+// testRefusals: a user's refused submissions (error entries tied to no
+// submission) since a time, newest first, at most so many.
+func testRefusals(t *testing.T, s service.Store) {
+	ctx := context.Background()
+	a := service.Assignment{Course: "8x", Section: "1", Assignment: "lab01"}
+	for i, e := range []service.LogEntry{
+		{User: "alice", Type: service.LogError, Message: "refused 0"},
+		{User: "alice", Type: service.LogError, Message: "refused 1"},
+		{User: "bob", Type: service.LogError, Message: "bob's"},
+		{User: "alice", Type: service.LogInfo, Message: "not a refusal"},
+		{User: "alice", SubmissionID: "s1", Type: service.LogError, Message: "a submission's error"},
+		{User: "alice", Type: service.LogError, Message: "refused 2"},
+	} {
+		e.Assignment, e.Timestamp = a, t0.Add(time.Duration(i)*time.Minute)
+		if err := s.AppendLog(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	messages := func(since time.Time, limit int) []string {
+		t.Helper()
+		got, err := s.Refusals(ctx, "alice", since, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m []string
+		for _, e := range got {
+			m = append(m, e.Message)
+			if e.User != "alice" || e.Assignment != a || e.Timestamp.IsZero() {
+				t.Errorf("a refusal reads back as %+v", e)
+			}
+		}
+		return m
+	}
+	if got := messages(t0, 10); !slices.Equal(got, []string{"refused 2", "refused 1", "refused 0"}) {
+		t.Errorf("Refusals = %v; want alice's three, newest first", got)
+	}
+	if got := messages(t0.Add(time.Minute), 10); !slices.Equal(got, []string{"refused 2", "refused 1"}) {
+		t.Errorf("Refusals since the second = %v", got)
+	}
+	if got := messages(t0, 1); !slices.Equal(got, []string{"refused 2"}) {
+		t.Errorf("Refusals, at most 1 = %v", got)
+	}
 }
