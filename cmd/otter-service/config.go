@@ -147,6 +147,9 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	c.Docker.Limits.Timeout, c.Docker.Limits.Output = c.Local.Timeout, c.Local.MaxOutput
 	c.Git.Courses = p.courses("OTTER_COURSE_REPOS")
 	c.Hub = p.hub(c.HTTP.Prefix, c.TestUser)
+	if c.Hub != nil {
+		c.HTTP.HubURL = strings.TrimSuffix(c.Hub.BaseURL, "/") + "/hub/home"
+	}
 
 	if !strings.HasPrefix(c.HTTP.Prefix, "/") {
 		p.fail("JUPYTERHUB_SERVICE_PREFIX must start with /, got %q", c.HTTP.Prefix)

@@ -64,6 +64,8 @@ type Config struct {
 	// X-Forwarded-For names the client; nil: none, a client is the
 	// address it connects from.
 	TrustedProxies []string
+	// HubURL is where the pages' "Back to JupyterHub" leads; "": no link.
+	HubURL string
 
 	// Ready runs the readiness checks and returns the problems by check
 	// name (empty: ready). nil: always ready.
@@ -128,7 +130,8 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	}
 	g := r.Group(prefix)
 	g.POST("", a.handle(a.submit))
-	g.GET("", a.handle(a.whoami))
+	g.GET("", a.handle(a.home))
+	g.GET("static/:file", a.static)
 	g.GET("submissions/:id", a.handle(a.status))
 	g.GET("api/submissions", a.handle(a.list))
 	g.GET("api/submissions/:id", a.handle(a.status))
@@ -213,7 +216,18 @@ func (a *api) writeError(c *gin.Context, err error) {
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		c.Header("Retry-After", "60")
 	}
+	if c.Request.Method == http.MethodGet && a.pageRequest(c.Request) {
+		a.errorPage(c, status, body.Error.Message)
+		c.Abort()
+		return
+	}
 	c.AbortWithStatusJSON(status, body)
+}
+
+// pageRequest reports whether r asks for a page: a browser's, to a path
+// not under {prefix}api/ (always JSON).
+func (a *api) pageRequest(r *http.Request) bool {
+	return wantsHTML(r) && !strings.HasPrefix(r.URL.Path, a.cfg.Prefix+"api/")
 }
 
 func (a *api) recover(c *gin.Context) {
@@ -393,6 +407,15 @@ func (a *api) readyz(c *gin.Context) {
 }
 
 // whoami tells a signed-in user who the service takes them for.
+// home is GET {prefix}: for a browser the list of one's submissions, else
+// who the service takes the user for.
+func (a *api) home(c *gin.Context) error {
+	if a.pageRequest(c.Request) {
+		return a.list(c)
+	}
+	return a.whoami(c)
+}
+
 func (a *api) whoami(c *gin.Context) error {
 	who, err := a.auth.Authenticate(c.Request)
 	if err != nil {
@@ -600,7 +623,11 @@ func (a *api) status(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, a.statusOf(st, who))
+	resp := a.statusOf(st, who)
+	if a.pageRequest(c.Request) {
+		return a.submissionPage(c, who, resp)
+	}
+	c.JSON(http.StatusOK, resp)
 	return nil
 }
 
@@ -748,6 +775,9 @@ func (a *api) list(c *gin.Context) error {
 	if next != "" {
 		q.Set("after", next)
 		resp.NextURL = a.cfg.Prefix + "api/submissions?" + q.Encode()
+	}
+	if a.pageRequest(c.Request) {
+		return a.listPage(c, who, resp, f)
 	}
 	c.JSON(http.StatusOK, resp)
 	return nil
