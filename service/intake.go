@@ -33,6 +33,7 @@ type Service struct {
 	wake     chan struct{}
 	postWake chan struct{}
 	qc       queueCache
+	times    gradingTimes // of recent gradings, for estimates
 }
 
 // Config tunes the service. Zero values take the defaults noted.
@@ -299,6 +300,9 @@ func (s *Service) queuedBefore(ctx context.Context, who Identity, key string) (*
 type SubmissionStatus struct {
 	*Submission
 	QueuePosition int // 1 for the next to be graded; 0 unless queued
+	// EstimatedWait is how long it may take until it is graded, from
+	// recent gradings (see estimateWait); 0 when unknown or not queued.
+	EstimatedWait time.Duration
 	// Questions are the submission's questions as the user may see them
 	// (ViewQuestions); they stand in for Submission.Questions, the full
 	// record.
@@ -327,6 +331,7 @@ func (s *Service) Status(ctx context.Context, who Identity, id string) (*Submiss
 		switch ErrorCode(err) {
 		case "":
 			st.QueuePosition = pos
+			st.EstimatedWait = s.estimateWait(pos)
 		case ENOTFOUND: // claimed meanwhile
 		default:
 			return nil, err

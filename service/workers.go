@@ -177,6 +177,7 @@ func (s *Service) grade(ctx context.Context, sub *Submission, lease *Lease) bool
 		outcome = out.Failure.Code
 	}
 	s.cfg.Observer.Graded(outcome, out.FinishedAt.Sub(started), out.FinishedAt.Sub(sub.ReceivedAt))
+	s.times.add(out.FinishedAt.Sub(started))
 	return true
 }
 

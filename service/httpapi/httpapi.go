@@ -588,6 +588,9 @@ type statusResponse struct {
 	Assignment    string                 `json:"assignment"`
 	Notebook      string                 `json:"notebook"` // the file name it is graded under
 	QueuePosition int                    `json:"queue_position,omitempty"`
+	// EstimatedWait is how long, in seconds, it may take until it is
+	// graded (queued only, once the service has seen a few gradings).
+	EstimatedWait int `json:"estimated_wait_seconds,omitempty"`
 	ReceivedAt    time.Time              `json:"received_at"`
 	StartedAt     *time.Time             `json:"started_at"`
 	FinishedAt    *time.Time             `json:"finished_at"`
@@ -638,6 +641,7 @@ func (a *api) statusOf(st *service.SubmissionStatus, who service.Identity) statu
 		Notebook: st.GradingName(), QueuePosition: st.QueuePosition, ReceivedAt: st.ReceivedAt, StartedAt: timePtr(st.StartedAt),
 		FinishedAt: timePtr(st.FinishedAt), Attempts: st.Attempts, Questions: st.Questions, Feedback: st.Feedback, Error: st.Failure,
 	}
+	resp.EstimatedWait = int(st.EstimatedWait.Round(time.Second) / time.Second)
 	switch st.Status {
 	case service.StatusQueued:
 		resp.Message = "Your notebook is waiting to be graded."

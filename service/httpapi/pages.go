@@ -105,7 +105,7 @@ func (a *api) rowOf(st statusResponse) row {
 	case service.StatusQueued:
 		r.StatusWords = "Waiting to be graded"
 		if st.QueuePosition > 0 {
-			r.StatusWords += fmt.Sprintf(" (number %d in line)", st.QueuePosition)
+			r.StatusWords += fmt.Sprintf(" (number %d in line%s)", st.QueuePosition, aboutWait(st.EstimatedWait))
 		}
 	case service.StatusGrading:
 		r.StatusWords = "Being graded"
@@ -172,6 +172,7 @@ func (a *api) listPage(c *gin.Context, who service.Identity, resp listResponse, 
 			if st.Status == service.StatusQueued && len(data.Rows) < 10 { // its place in line
 				if full, err := a.svc.Status(c, who, st.ID); err == nil && full.QueuePosition > 0 {
 					st.QueuePosition = full.QueuePosition
+					st.EstimatedWait = int(full.EstimatedWait / time.Second)
 				}
 			}
 		}
@@ -260,6 +261,19 @@ func (a *api) static(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=300")
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Data(http.StatusOK, ct, b)
+}
+
+// aboutWait says an estimated wait of seconds, after a comma ("" if none).
+func aboutWait(seconds int) string {
+	switch {
+	case seconds <= 0:
+		return ""
+	case seconds < 60:
+		return ", graded in less than a minute"
+	case seconds < 90:
+		return ", graded in about a minute"
+	}
+	return fmt.Sprintf(", graded in about %d minutes", (seconds+30)/60)
 }
 
 func number(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
