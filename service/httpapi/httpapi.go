@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,6 +136,7 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	g.GET("submissions/:id", a.handle(a.status))
 	g.GET("api/submissions", a.handle(a.list))
 	g.GET("api/submissions/:id", a.handle(a.status))
+	g.GET("api/export/:file", a.handle(a.export))
 	if a.login != nil {
 		r.GET(a.login.CallbackPath(), a.handle(a.callback))
 	}
@@ -579,18 +581,18 @@ func (a *api) tooLarge() error {
 
 // statusResponse is a submission as its owner sees it.
 type statusResponse struct {
-	ID            string                 `json:"id"`
-	StatusURL     string                 `json:"status_url"`
-	Status        service.Status         `json:"status"`
-	User          string                 `json:"user"`
-	Course        string                 `json:"course"`
-	Section       string                 `json:"section"`
-	Assignment    string                 `json:"assignment"`
-	Notebook      string                 `json:"notebook"` // the file name it is graded under
-	QueuePosition int                    `json:"queue_position,omitempty"`
+	ID            string         `json:"id"`
+	StatusURL     string         `json:"status_url"`
+	Status        service.Status `json:"status"`
+	User          string         `json:"user"`
+	Course        string         `json:"course"`
+	Section       string         `json:"section"`
+	Assignment    string         `json:"assignment"`
+	Notebook      string         `json:"notebook"` // the file name it is graded under
+	QueuePosition int            `json:"queue_position,omitempty"`
 	// EstimatedWait is how long, in seconds, it may take until it is
 	// graded (queued only, once the service has seen a few gradings).
-	EstimatedWait int `json:"estimated_wait_seconds,omitempty"`
+	EstimatedWait int                    `json:"estimated_wait_seconds,omitempty"`
 	ReceivedAt    time.Time              `json:"received_at"`
 	StartedAt     *time.Time             `json:"started_at"`
 	FinishedAt    *time.Time             `json:"finished_at"`
@@ -717,6 +719,43 @@ type refusalResponse struct {
 	Message    string    `json:"message"` // the sentence the sender was answered
 }
 
+// parseFilter reads a list's query: user, course, section, assignment,
+// status, since and until (RFC 3339), and with paged, limit and after.
+func parseFilter(q url.Values, paged bool) (service.SubmissionFilter, error) {
+	known := "user, course, section, assignment, status, since and until"
+	if paged {
+		known = "user, course, section, assignment, status, since, until, limit and after"
+	}
+	for name := range q {
+		switch name {
+		case "user", "course", "section", "assignment", "status", "since", "until":
+		case "limit", "after":
+			if paged {
+				continue
+			}
+			fallthrough
+		default:
+			return service.SubmissionFilter{}, service.Errorf(service.EINVALID, "Unknown query parameter %q: this takes %s.", name, known)
+		}
+	}
+	f := service.SubmissionFilter{User: q.Get("user"), Course: q.Get("course"), Section: q.Get("section"),
+		Assignment: q.Get("assignment"), Status: service.Status(q.Get("status")), After: q.Get("after")}
+	var err error
+	for name, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(name); v != "" {
+			if *t, err = time.Parse(time.RFC3339, v); err != nil {
+				return f, service.Errorf(service.EINVALID, "%s must be a time as in 2026-12-01T09:00:00Z, not %q.", name, v)
+			}
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 {
+			return f, service.Errorf(service.EINVALID, "limit must be a number from 1 to %d, not %q.", service.MaxListLimit, v)
+		}
+	}
+	return f, nil
+}
+
 // list answers GET {prefix}api/submissions: the submissions the query
 // selects (user, course, section, assignment, status; since and until as
 // RFC 3339 times; limit; after, the cursor of a page's next), newest first:
@@ -730,26 +769,9 @@ func (a *api) list(c *gin.Context) error {
 		return err
 	}
 	q := c.Request.URL.Query()
-	for name := range q {
-		switch name {
-		case "user", "course", "section", "assignment", "status", "since", "until", "limit", "after":
-		default:
-			return service.Errorf(service.EINVALID, "Unknown query parameter %q: the list takes user, course, section, assignment, status, since, until, limit and after.", name)
-		}
-	}
-	f := service.SubmissionFilter{User: q.Get("user"), Course: q.Get("course"), Section: q.Get("section"),
-		Assignment: q.Get("assignment"), Status: service.Status(q.Get("status")), After: q.Get("after")}
-	for name, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
-		if v := q.Get(name); v != "" {
-			if *t, err = time.Parse(time.RFC3339, v); err != nil {
-				return service.Errorf(service.EINVALID, "%s must be a time as in 2026-12-01T09:00:00Z, not %q.", name, v)
-			}
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 {
-			return service.Errorf(service.EINVALID, "limit must be a number from 1 to %d, not %q.", service.MaxListLimit, v)
-		}
+	f, err := parseFilter(q, true)
+	if err != nil {
+		return err
 	}
 	subs, next, err := a.svc.ListSubmissions(c, who, f)
 	if err != nil {
