@@ -91,3 +91,28 @@ def test_student_pages_in_chromium(hub, chromium):
     assert other.status_code == 202, other.text
     chromium.get(hub.url + other.json()["status_url"])
     assert "Not Found" in chromium.find_element(By.TAG_NAME, "h1").text, chromium.page_source[:1000]
+
+
+def test_staff_overview_in_chromium(hub, chromium):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    resp = hub.request("POST", PREFIX, token=hub.token("student3"), headers={"Content-Type": "application/json"},
+                       data=json.dumps({"nb": slow_notebook(0)}))
+    assert resp.status_code == 202, resp.text
+    hub.wait_done(resp.json()["status_url"], hub.token("student3"))
+    # A student may not see it.
+    assert hub.request("GET", PREFIX + "api/overview", token=hub.token("student3")).status_code == 403
+
+    chromium.get(hub.url + "/hub/login")
+    chromium.find_element(By.NAME, "username").send_keys("teacher")
+    password = chromium.find_element(By.NAME, "password")
+    password.send_keys(PASSWORD)
+    password.submit()
+    WebDriverWait(chromium, 30).until(lambda d: "/hub/home" in d.current_url)
+    chromium.get(hub.url + PREFIX + "staff?course=8x&assignment=lab01")
+    WebDriverWait(chromium, 30).until(lambda d: d.find_elements(By.TAG_NAME, "h1") and "Course overview" in d.find_element(By.TAG_NAME, "h1").text)
+    assert chromium.find_elements(By.CSS_SELECTOR, "svg.hist rect"), chromium.page_source[:2000]
+    assert "graded student" in chromium.find_element(By.CLASS_NAME, "summary").text
+    shot(chromium, "staff-overview")
+    shot(chromium, "staff-overview", width=320)

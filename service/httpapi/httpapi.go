@@ -137,6 +137,8 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	g.GET("api/submissions", a.handle(a.list))
 	g.GET("api/submissions/:id", a.handle(a.status))
 	g.GET("api/export/:file", a.handle(a.export))
+	g.GET("api/overview", a.handle(a.overview))
+	g.GET("staff", a.handle(a.overview))
 	if a.login != nil {
 		r.GET(a.login.CallbackPath(), a.handle(a.callback))
 	}

@@ -1,0 +1,77 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/otter-service/otter-service/service/httpapi"
+)
+
+// TestCourseOverview: course staff get the overview of an assignment
+// (counts by status, the histogram of the grades edX is sent, time to
+// grade), as JSON and as a page with an SVG histogram readable without
+// JavaScript; students are refused.
+func TestCourseOverview(t *testing.T) {
+	srv := newServer(t, &gradesInTurn{grades: []float64{0.9, 0.4, 0.75}}, httpapi.DevIdentity{User: "alice"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	bob := httptest.NewServer(httpapi.Handler(srv.svc, httpapi.DevIdentity{User: "bob"}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, quietLog()))
+	defer bob.Close()
+	for _, base := range []string{srv.URL, srv.URL, bob.URL} {
+		s := submit(t, base, "application/json", strings.NewReader(notebook("lab01")))
+		waitFor(t, func() bool { return getStatus(t, base+s.StatusURL).Status == "graded" })
+	}
+	site := httptest.NewServer(httpapi.Handler(srv.svc, users, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, quietLog()))
+	defer site.Close()
+	get := func(user, path, accept string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, site.URL+prefix+path, nil)
+		req.Header.Set("X-Test-User", user)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, body := do(t, req)
+		return resp.StatusCode, string(body)
+	}
+
+	code, body := get("ta", "api/overview?course=8x&assignment=lab01", "")
+	var o struct {
+		Submissions int            `json:"submissions"`
+		ByStatus    map[string]int `json:"by_status"`
+		Students    int            `json:"students"`
+		Histogram   []int          `json:"histogram"`
+		TimeToGrade map[string]float64
+	}
+	if err := json.Unmarshal([]byte(body), &o); code != http.StatusOK || err != nil {
+		t.Fatalf("the overview: %d %s (%v)", code, body, err)
+	}
+	// alice's latest is 0.4 (the policy's), bob's 0.75.
+	if o.Submissions != 3 || o.ByStatus["graded"] != 3 || o.Students != 2 || o.Histogram[4] != 1 || o.Histogram[7] != 1 || o.Histogram[9] != 0 {
+		t.Errorf("the overview: %s", body)
+	}
+	code, body = get("ta", "staff?course=8x&assignment=lab01", "text/html")
+	if code != http.StatusOK {
+		t.Fatalf("the overview page: %d %s", code, body)
+	}
+	for _, want := range []string{"Course overview · 8x · lab01", "<svg", "40–50%: 1", "70–80%: 1", "api/export/grades.csv?assignment=lab01&amp;course=8x", "Course overview</a>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the overview page lacks %q:\n%s", want, body)
+		}
+	}
+	if code, body = get("alice", "staff", "text/html"); code != http.StatusForbidden || !strings.Contains(body, "Only course staff") {
+		t.Errorf("a student opening the overview: %d %s; want 403", code, body)
+	}
+	if code, _ = get("alice", "api/overview", ""); code != http.StatusForbidden {
+		t.Errorf("a student reading the overview: %d; want 403", code)
+	}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
