@@ -340,6 +340,27 @@ func (s *Service) Status(ctx context.Context, who Identity, id string) (*Submiss
 	return st, nil
 }
 
+// Notebook returns the notebook of submission id and the submission, for
+// course staff (Admin) only.
+//
+// Returns EFORBIDDEN for anyone else, ENOTFOUND if there is no such
+// submission.
+func (s *Service) Notebook(ctx context.Context, who Identity, id string) (*Submission, []byte, error) {
+	if !who.Admin {
+		return nil, nil, Errorf(EFORBIDDEN, "Only course staff may download submitted notebooks.")
+	}
+	sub, err := s.store.Submission(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	nb, err := s.store.Notebook(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.log.Info("notebook downloaded", "by", who.Name, "submission", id, "user", sub.User)
+	return sub, nb, nil
+}
+
 // ListSubmissions returns the submissions f selects that who may see,
 // newest first, a page at a time (see Store.ListSubmissions): a student's
 // own only (f.User is who's name), course staff (Admin) anyone's.

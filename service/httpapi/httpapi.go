@@ -136,6 +136,7 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	g.GET("submissions/:id", a.handle(a.status))
 	g.GET("api/submissions", a.handle(a.list))
 	g.GET("api/submissions/:id", a.handle(a.status))
+	g.GET("api/submissions/:id/notebook", a.handle(a.notebook))
 	g.GET("api/export/:file", a.handle(a.export))
 	g.GET("api/overview", a.handle(a.overview))
 	g.GET("staff", a.handle(a.overview))
@@ -710,6 +711,28 @@ type listResponse struct {
 	Refused []refusalResponse `json:"refused,omitempty"`
 	Next    string            `json:"next,omitempty"`     // the cursor of the next page
 	NextURL string            `json:"next_url,omitempty"` // this list's next page
+}
+
+// notebook answers GET {prefix}api/submissions/{id}/notebook: the notebook
+// as it was submitted, as a download, for course staff.
+func (a *api) notebook(c *gin.Context) error {
+	who, err := a.auth.Authenticate(c.Request)
+	if err != nil {
+		if a.signIn(c, err) {
+			return nil
+		}
+		return err
+	}
+	sub, nb, err := a.svc.Notebook(c, who, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	name := safeName(sub.User) + "-" + safeName(strings.TrimSuffix(sub.GradingName(), ".ipynb")) + "-" + sub.ID[:min(8, len(sub.ID))] + ".ipynb"
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Data(http.StatusOK, "application/x-ipynb+json", nb)
+	return nil
 }
 
 // refusalResponse is a submission refused at intake.

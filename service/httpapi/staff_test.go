@@ -75,3 +75,28 @@ func TestCourseOverview(t *testing.T) {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestNotebookDownload: course staff download a submitted notebook as it
+// was submitted; its student and others may not.
+func TestNotebookDownload(t *testing.T) {
+	srv := newServer(t, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
+	nb := notebook("lab01")
+	s := submit(t, srv.URL, "application/json", strings.NewReader(nb))
+	site := httptest.NewServer(httpapi.Handler(srv.svc, users, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, quietLog()))
+	defer site.Close()
+	get := func(user string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodGet, site.URL+prefix+"api/submissions/"+s.ID+"/notebook", nil)
+		req.Header.Set("X-Test-User", user)
+		resp, body := do(t, req)
+		return resp, string(body)
+	}
+	resp, body := get("ta")
+	if resp.StatusCode != http.StatusOK || body != nb || !strings.Contains(resp.Header.Get("Content-Disposition"), "alice-lab01-") {
+		t.Errorf("staff's download: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	for _, user := range []string{"alice", "bob"} {
+		if resp, _ := get(user); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s's download: %d; want 403", user, resp.StatusCode)
+		}
+	}
+}
