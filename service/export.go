@@ -22,13 +22,14 @@ type StudentGrades struct {
 // Export returns the submissions f selects (without its Limit and After:
 // all of them, newest first, at most MaxExport) and, per student and
 // assignment, the grades the posting policy selects, the best and the
-// latest, sorted by assignment then student. Course staff (Admin) only.
+// latest, sorted by assignment then student. Course staff only: Admin, or
+// the staff of f.Course.
 //
 // Returns EFORBIDDEN for anyone else, EINVALID when more than MaxExport
 // submissions match (narrow the filter).
 func (s *Service) Export(ctx context.Context, who Identity, f SubmissionFilter) ([]*Submission, []StudentGrades, error) {
-	if !who.Admin {
-		return nil, nil, Errorf(EFORBIDDEN, "Only course staff may export grades.")
+	if !who.StaffOf(f.Course) {
+		return nil, nil, errNotStaff("export grades")
 	}
 	f.Limit, f.After = MaxListLimit, ""
 	var all []*Submission

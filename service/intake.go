@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -18,7 +19,23 @@ import (
 // Identity is an authenticated user.
 type Identity struct {
 	Name  string
-	Admin bool // may see every submission
+	Admin bool // staff of every course: may see every submission
+	// Courses are the courses whose staff the user is (per-course staff
+	// groups): they may see those courses' submissions.
+	Courses []string
+}
+
+// StaffOf reports whether who is staff of course.
+func (who Identity) StaffOf(course string) bool {
+	return who.Admin || course != "" && slices.Contains(who.Courses, course)
+}
+
+// Staff reports whether who is staff of any course.
+func (who Identity) Staff() bool { return who.Admin || len(who.Courses) > 0 }
+
+// errNotStaff refuses what only course staff may do.
+func errNotStaff(what string) error {
+	return Errorf(EFORBIDDEN, "Only course staff may %s (staff of one course: name it, course=...).", what)
 }
 
 // Service accepts submissions and grades them. Build it with New; Run starts
@@ -321,11 +338,12 @@ func (s *Service) Status(ctx context.Context, who Identity, id string) (*Submiss
 	if err != nil {
 		return nil, err
 	}
-	if sub.User != who.Name && !who.Admin {
+	if sub.User != who.Name && !who.StaffOf(sub.Course) {
 		return nil, Errorf(ENOTFOUND, "There is no submission %q.", id)
 	}
-	st := &SubmissionStatus{Submission: sub, Questions: ViewQuestions(sub.Questions, who.Admin),
-		Feedback: ViewFeedback(sub.Feedback, who.Admin)}
+	staff := who.StaffOf(sub.Course)
+	st := &SubmissionStatus{Submission: sub, Questions: ViewQuestions(sub.Questions, staff),
+		Feedback: ViewFeedback(sub.Feedback, staff)}
 	if sub.Status == StatusQueued {
 		pos, err := s.store.QueuePosition(ctx, id)
 		switch ErrorCode(err) {
@@ -346,12 +364,15 @@ func (s *Service) Status(ctx context.Context, who Identity, id string) (*Submiss
 // Returns EFORBIDDEN for anyone else, ENOTFOUND if there is no such
 // submission.
 func (s *Service) Notebook(ctx context.Context, who Identity, id string) (*Submission, []byte, error) {
-	if !who.Admin {
-		return nil, nil, Errorf(EFORBIDDEN, "Only course staff may download submitted notebooks.")
+	if !who.Staff() {
+		return nil, nil, errNotStaff("download submitted notebooks")
 	}
 	sub, err := s.store.Submission(ctx, id)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !who.StaffOf(sub.Course) {
+		return nil, nil, Errorf(ENOTFOUND, "There is no submission %q.", id)
 	}
 	nb, err := s.store.Notebook(ctx, id)
 	if err != nil {
@@ -363,12 +384,14 @@ func (s *Service) Notebook(ctx context.Context, who Identity, id string) (*Submi
 
 // ListSubmissions returns the submissions f selects that who may see,
 // newest first, a page at a time (see Store.ListSubmissions): a student's
-// own only (f.User is who's name), course staff (Admin) anyone's.
+// own only (f.User is who's name), course staff anyone's: Admin in any
+// course, the staff of a course (Courses) in that course, named by
+// f.Course.
 //
 // Returns EFORBIDDEN when a student asks for another user's, EINVALID for
 // a status that does not exist or a cursor the store did not give.
 func (s *Service) ListSubmissions(ctx context.Context, who Identity, f SubmissionFilter) ([]*Submission, string, error) {
-	if !who.Admin {
+	if !who.StaffOf(f.Course) {
 		if f.User != "" && f.User != who.Name {
 			return nil, "", Errorf(EFORBIDDEN, "You may list only your own submissions.")
 		}
@@ -394,19 +417,25 @@ const (
 
 // Refusals returns user's submissions refused at intake in the last
 // RefusalsShown (at most MaxRefusalsShown, newest first), each with the
-// sentence the sender was answered: who's own, or anyone's for course
-// staff. Nothing of the notebook is kept.
+// sentence the sender was answered: who's own, or, for the staff of
+// course (all staff when course is ""), anyone's in it. Nothing of the
+// notebook is kept.
 //
 // Returns EFORBIDDEN when a student asks for another user's.
-func (s *Service) Refusals(ctx context.Context, who Identity, user string) ([]LogEntry, error) {
-	if user != who.Name && !who.Admin {
+func (s *Service) Refusals(ctx context.Context, who Identity, user, course string) ([]LogEntry, error) {
+	if user != who.Name && !who.StaffOf(course) {
 		return nil, Errorf(EFORBIDDEN, "You may list only your own submissions.")
 	}
 	list, err := s.store.Refusals(ctx, user, s.now().Add(-RefusalsShown), MaxRefusalsShown)
-	for i := range list {
-		list[i].Message = strings.TrimPrefix(list[i].Message, refusedPrefix)
+	var shown []LogEntry
+	for _, e := range list {
+		if user != who.Name && !who.Admin && e.Course != course {
+			continue // another course's
+		}
+		e.Message = strings.TrimPrefix(e.Message, refusedPrefix)
+		shown = append(shown, e)
 	}
-	return list, err
+	return shown, err
 }
 
 // refusedPrefix begins the log message of a refused submission.

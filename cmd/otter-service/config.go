@@ -146,7 +146,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	c.Git.CacheDir = filepath.Join(c.DataDir, "courses")
 	c.Docker.Limits.Timeout, c.Docker.Limits.Output = c.Local.Timeout, c.Local.MaxOutput
 	c.Git.Courses = p.courses("OTTER_COURSE_REPOS")
-	c.Hub = p.hub(c.HTTP.Prefix, c.TestUser)
+	c.Hub = p.hub(c.HTTP.Prefix, c.TestUser, c.Git.Courses)
 	if c.Hub != nil {
 		c.HTTP.HubURL = strings.TrimSuffix(c.Hub.BaseURL, "/") + "/hub/home"
 	}

@@ -429,7 +429,11 @@ func (a *api) whoami(c *gin.Context) error {
 		}
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"user": who.Name, "admin": who.Admin})
+	resp := gin.H{"user": who.Name, "admin": who.Admin}
+	if len(who.Courses) > 0 {
+		resp["staff_of"] = who.Courses
+	}
+	c.JSON(http.StatusOK, resp)
 	return nil
 }
 
@@ -689,7 +693,7 @@ func (a *api) statusOf(st *service.SubmissionStatus, who service.Identity) statu
 		}
 	case service.StatusNeedsReview:
 		resp.Message = "Your submission needs review by course staff before it gets a grade: something in the notebook interfered with grading. It is not posted to edX."
-		if who.Admin { // staff see the grade and what was detected
+		if who.StaffOf(st.Course) { // staff see the grade and what was detected
 			g := st.Grade
 			resp.Grade = &g
 		} else {
@@ -805,8 +809,8 @@ func (a *api) list(c *gin.Context) error {
 	resp := listResponse{Submissions: make([]statusResponse, 0, len(subs)), Next: next}
 	// One student's first page shows what was refused too: the Submit
 	// button never showed it.
-	if user := cmp.Or(f.User, who.Name); f.After == "" && (!who.Admin || f.User != "") {
-		refused, err := a.svc.Refusals(c, who, user)
+	if user := cmp.Or(f.User, who.Name); f.After == "" && (!who.StaffOf(f.Course) || f.User != "") {
+		refused, err := a.svc.Refusals(c, who, user, f.Course)
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,9 @@ import (
 )
 
 // users are the pages' and lists' users: "ta" is course staff.
-var users = headerIdentity{"alice": {Name: "alice"}, "bob": {Name: "bob"}, "carol": {Name: "carol"}, "ta": {Name: "ta", Admin: true}}
+// "gsi" is staff of course 8x only, "gsi88" of another course.
+var users = headerIdentity{"alice": {Name: "alice"}, "bob": {Name: "bob"}, "carol": {Name: "carol"}, "ta": {Name: "ta", Admin: true},
+	"gsi": {Name: "gsi", Courses: []string{"8x"}}, "gsi88": {Name: "gsi88", Courses: []string{"88e"}}}
 
 type listed struct {
 	Submissions []struct {

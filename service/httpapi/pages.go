@@ -77,7 +77,7 @@ type row struct {
 }
 
 func (a *api) page(c *gin.Context, who service.Identity, name, title string) pageData {
-	return pageData{Page: name, Title: title, Prefix: a.cfg.Prefix, HubURL: a.cfg.HubURL, User: who.Name, Staff: who.Admin,
+	return pageData{Page: name, Title: title, Prefix: a.cfg.Prefix, HubURL: a.cfg.HubURL, User: who.Name, Staff: who.Staff(),
 		LiveEvery: liveEvery}
 }
 
@@ -154,10 +154,13 @@ func percent(g float64) string {
 // list), a student's own.
 func (a *api) listPage(c *gin.Context, who service.Identity, resp listResponse, f service.SubmissionFilter) error {
 	title := "My submissions"
-	if who.Admin && f.User != "" && f.User != who.Name {
+	if who.StaffOf(f.Course) && f.User != "" && f.User != who.Name {
 		title = "Submissions of " + f.User
-	} else if who.Admin && f.User == "" {
+	} else if who.StaffOf(f.Course) && f.User == "" {
 		title = "All submissions"
+		if f.Course != "" {
+			title += " of " + f.Course
+		}
 	}
 	data := struct {
 		pageData

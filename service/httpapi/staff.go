@@ -41,13 +41,17 @@ func (a *api) overview(c *gin.Context) error {
 		}
 		return err
 	}
-	if !who.Admin {
+	if !who.Staff() {
 		return service.Errorf(service.EFORBIDDEN, "Only course staff may see the course overview.")
 	}
 	q := c.Request.URL.Query()
 	f, err := parseFilter(q, false)
 	if err != nil {
 		return err
+	}
+	if f.Course == "" && !who.Admin && len(who.Courses) == 1 { // the staff of one course: theirs
+		f.Course = who.Courses[0]
+		q.Set("course", f.Course)
 	}
 	o, err := a.svc.Overview(c, who, f)
 	if err != nil {

@@ -100,3 +100,50 @@ func TestNotebookDownload(t *testing.T) {
 		}
 	}
 }
+
+// TestCourseStaff: the staff of one course (its staff group) see that
+// course's submissions, overview and exports, and nothing of another's.
+func TestCourseStaff(t *testing.T) {
+	srv := newServer(t, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	s := submit(t, srv.URL, "application/json", strings.NewReader(notebook("lab01"))) // course 8x
+	waitFor(t, func() bool { return getStatus(t, srv.URL+s.StatusURL).Status == "graded" })
+	site := httptest.NewServer(httpapi.Handler(srv.svc, users, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, quietLog()))
+	defer site.Close()
+	get := func(user, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, site.URL+prefix+path, nil)
+		req.Header.Set("X-Test-User", user)
+		resp, body := do(t, req)
+		return resp.StatusCode, string(body)
+	}
+	for _, c := range []struct {
+		user, path string
+		code       int
+		has        string
+	}{
+		{"gsi", "submissions/" + s.ID, http.StatusOK, `"score":0`}, // the hidden q2's score: staff see it
+		{"gsi88", "submissions/" + s.ID, http.StatusNotFound, ""},
+		{"gsi", "api/submissions?course=8x", http.StatusOK, s.ID},
+		{"gsi", "api/submissions?course=8x&user=alice", http.StatusOK, s.ID},
+		{"gsi", "api/submissions", http.StatusOK, `"submissions":[]`}, // without the course: their own
+		{"gsi", "api/submissions?user=alice", http.StatusForbidden, ""},
+		{"gsi88", "api/submissions?course=8x", http.StatusOK, `"submissions":[]`}, // their own in 8x: none
+		{"gsi", "api/overview", http.StatusOK, `"submissions":1`}, // their one course
+		{"gsi", "api/overview?course=8x", http.StatusOK, `"submissions":1`},
+		{"gsi88", "api/overview?course=8x", http.StatusForbidden, ""},
+		{"gsi", "api/export/grades.csv?course=8x", http.StatusOK, "alice"},
+		{"gsi88", "api/export/grades.csv?course=8x", http.StatusForbidden, ""},
+		{"gsi", "api/submissions/" + s.ID + "/notebook", http.StatusOK, "otter_service"},
+		{"gsi88", "api/submissions/" + s.ID + "/notebook", http.StatusNotFound, ""},
+		{"alice", "api/overview?course=8x", http.StatusForbidden, ""},
+	} {
+		code, body := get(c.user, c.path)
+		if code != c.code || !strings.Contains(body, c.has) {
+			t.Errorf("%s GET %s: %d %.300s; want %d with %q", c.user, c.path, code, body, c.code, c.has)
+		}
+	}
+}

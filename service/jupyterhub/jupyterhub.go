@@ -49,6 +49,9 @@ type Config struct {
 	BaseURL      string   // JUPYTERHUB_BASE_URL; default /
 	AccessScopes []string // JUPYTERHUB_OAUTH_ACCESS_SCOPES; default derived from ServiceName
 	StaffGroup   string   // members see every submission, like Hub admins
+	// CourseStaffGroups names, by course, a group whose members are that
+	// course's staff: they see its submissions.
+	CourseStaffGroups map[string]string
 
 	CacheTTL         time.Duration // how long a good token is trusted; default 1m
 	NegativeCacheTTL time.Duration // how long a refused token stays refused; default 10s
@@ -315,8 +318,14 @@ func (a *Auth) ask(ctx context.Context, token string) (service.Identity, error) 
 	if !slices.ContainsFunc(u.Scopes, func(s string) bool { return slices.Contains(a.cfg.AccessScopes, s) }) {
 		return service.Identity{}, service.Errorf(service.EFORBIDDEN, "JupyterHub user %q has no access to the grading service; ask your course staff.", u.Name)
 	}
-	staff := u.Admin || (a.cfg.StaffGroup != "" && slices.Contains(u.Groups, a.cfg.StaffGroup))
-	return service.Identity{Name: u.Name, Admin: staff}, nil
+	who := service.Identity{Name: u.Name, Admin: u.Admin || (a.cfg.StaffGroup != "" && slices.Contains(u.Groups, a.cfg.StaffGroup))}
+	for course, group := range a.cfg.CourseStaffGroups {
+		if slices.Contains(u.Groups, group) {
+			who.Courses = append(who.Courses, course)
+		}
+	}
+	slices.Sort(who.Courses)
+	return who, nil
 }
 
 // hubError keeps the cause of a Hub failure for the logs while students see

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,6 +33,7 @@ func newFakeHub(t *testing.T) *fakeHub {
 			"tok-eve":    {Kind: "user", Name: "eve", Scopes: []string{"access:services!service=other"}},
 			"tok-staff":  {Kind: "user", Name: "ta", Groups: []string{"staff"}, Scopes: []string{"access:services!service=otter_grade"}},
 			"tok-admin":  {Kind: "user", Name: "root", Admin: true, Scopes: []string{"access:services"}},
+			"tok-8x-ta":  {Kind: "user", Name: "gsi", Groups: []string{"students", "8x-staff"}, Scopes: []string{"access:services"}},
 			"tok-server": {Kind: "service", Name: "cron", Scopes: []string{"access:services"}},
 		},
 		codes: map[string]string{"code-alice": "tok-alice", "code-eve": "tok-eve"},
@@ -71,6 +73,7 @@ func newAuth(t *testing.T, h *fakeHub, now *time.Time) *Auth {
 	a, err := New(Config{
 		APIURL: h.server.URL + "/hub/api", APIToken: "service-secret", ServiceName: "otter_grade",
 		Prefix: "/services/otter_grade/", StaffGroup: "staff", Now: func() time.Time { return *now },
+		CourseStaffGroups: map[string]string{"8x": "8x-staff", "88e": "88e-staff"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +123,11 @@ func TestTokens(t *testing.T) {
 		if service.ErrorCode(err) != tt.code || who.Name != tt.user || who.Admin != tt.admin {
 			t.Errorf("%q: %+v, %v; want user %q admin %v code %q", tt.header, who, err, tt.user, tt.admin, tt.code)
 		}
+	}
+	// A course's staff group: staff of that course only.
+	who, err := a.Authenticate(request(http.MethodPost, "token tok-8x-ta"))
+	if err != nil || who.Admin || !slices.Equal(who.Courses, []string{"8x"}) || !who.StaffOf("8x") || who.StaffOf("88e") {
+		t.Errorf("a member of 8x's staff group: %+v, %v; want staff of 8x only", who, err)
 	}
 }
 
