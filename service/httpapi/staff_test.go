@@ -132,7 +132,7 @@ func TestCourseStaff(t *testing.T) {
 		{"gsi", "api/submissions", http.StatusOK, `"submissions":[]`}, // without the course: their own
 		{"gsi", "api/submissions?user=alice", http.StatusForbidden, ""},
 		{"gsi88", "api/submissions?course=8x", http.StatusOK, `"submissions":[]`}, // their own in 8x: none
-		{"gsi", "api/overview", http.StatusOK, `"submissions":1`}, // their one course
+		{"gsi", "api/overview", http.StatusOK, `"submissions":1`},                 // their one course
 		{"gsi", "api/overview?course=8x", http.StatusOK, `"submissions":1`},
 		{"gsi88", "api/overview?course=8x", http.StatusForbidden, ""},
 		{"gsi", "api/export/grades.csv?course=8x", http.StatusOK, "alice"},
