@@ -8,8 +8,10 @@ submission is not found. Screenshots of each page go to var/screenshots/
 import json
 import uuid
 
+import pytest
+
 from conftest import PREFIX, ROOT, SUBMISSIONS
-from hub_fixtures import PASSWORD
+from hub_fixtures import PASSWORD, run_hub
 
 SHOTS = ROOT / "var" / "screenshots"
 
@@ -22,6 +24,13 @@ def slow_notebook(seconds):
     nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "slow", "metadata": {}, "outputs": [],
                         "source": f"import time\ntime.sleep({seconds})"})
     return nb
+
+
+@pytest.fixture(scope="module")
+def hub(binary, emulator, tmp_path_factory):
+    """A Hub of this module's own: the session's is taken down by the Hub
+    tests' outage test."""
+    yield from run_hub(binary, emulator, tmp_path_factory.mktemp("pages-hub"), "external")
 
 
 def shot(driver, name, width=1280):
