@@ -64,6 +64,9 @@ then follow the "status_url" it answers with:
 
   curl http://${OTTER_LISTEN}/services/otter_grade/submissions/<id>
 
+or open ${url} in a browser: the page of your submissions (TEST_USER is
+no course staff, so the course overview at ${url}staff is refused).
+
 Readiness and metrics: http://${OTTER_LISTEN}/readyz and http://${OTTER_LISTEN}/metrics
 
 Press Ctrl-C to stop.
