@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"time"
@@ -258,6 +259,31 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// ViewPosts sets the Post of each of subs as ViewPost shows it, reading
+// the post task of each student's assignment (with task, once for all of
+// its pending submissions); a store's Submission and ListSubmissions call
+// it.
+func ViewPosts(ctx context.Context, subs []*Submission, task func(ctx context.Context, a Assignment, user string) (*PostTask, error)) error {
+	tasks := map[string]*PostTask{}
+	for _, sub := range subs {
+		if sub.Post.Status != PostPending {
+			continue
+		}
+		key := PostKey(sub.Assignment, sub.User)
+		t, seen := tasks[key]
+		if !seen {
+			var err error
+			t, err = task(ctx, sub.Assignment, sub.User)
+			if err != nil && ErrorCode(err) != ENOTFOUND {
+				return err
+			}
+			tasks[key] = t
+		}
+		sub.Post = ViewPost(sub, t)
+	}
+	return nil
 }
 
 // ViewPost says what became of sub's grade, from sub's own record (whether

@@ -133,6 +133,18 @@ class Hub:
         assert home.status_code == 200, (home.status_code, home.headers.get("Location"))
         return s
 
+    def browser_login(self, driver, user):
+        """Logs driver (selenium) in to the Hub as user through its login form."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        driver.get(self.url + "/hub/login")
+        driver.find_element(By.NAME, "username").send_keys(user)
+        password = driver.find_element(By.NAME, "password")
+        password.send_keys(PASSWORD)
+        password.submit()
+        WebDriverWait(driver, 30).until(lambda d: "/hub/home" in d.current_url)
+
     def wait_done(self, status_url, token, timeout=300):
         """Polls a submission's status (through the proxy, with token) until it is graded or failed."""
         deadline = time.time() + timeout

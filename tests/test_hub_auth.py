@@ -271,16 +271,8 @@ fetch("/services/otter_grade/", {method: "POST", headers: {"Content-Type": "appl
 
 def test_submit_button_in_chromium_for_a_student_who_never_opened_the_service(hub, chromium):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    from hub_fixtures import PASSWORD
-
-    chromium.get(hub.url + "/hub/login")
-    chromium.find_element(By.NAME, "username").send_keys("student3")
-    password = chromium.find_element(By.NAME, "password")
-    password.send_keys(PASSWORD)
-    password.submit()
-    WebDriverWait(chromium, 30).until(lambda d: "/hub/home" in d.current_url)
+    hub.browser_login(chromium, "student3")
     assert not [c for c in chromium.get_cookies() if c["name"].startswith("otter-service")]
 
     chromium.get(hub.url + "/services/page/")

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from conftest import PREFIX, ROOT, SUBMISSIONS
-from hub_fixtures import PASSWORD, run_hub
+from hub_fixtures import run_hub
 
 SHOTS = ROOT / "var" / "screenshots"
 
@@ -54,12 +54,7 @@ def test_student_pages_in_chromium(hub, chromium):
     assert resp.status_code == 422, resp.text
 
     # Signed in to the Hub, the student opens the service (as from the Services menu).
-    chromium.get(hub.url + "/hub/login")
-    chromium.find_element(By.NAME, "username").send_keys("student2")
-    password = chromium.find_element(By.NAME, "password")
-    password.send_keys(PASSWORD)
-    password.submit()
-    WebDriverWait(chromium, 30).until(lambda d: "/hub/home" in d.current_url)
+    hub.browser_login(chromium, "student2")
     chromium.get(hub.url + PREFIX)
     WebDriverWait(chromium, 30).until(lambda d: d.find_elements(By.TAG_NAME, "h1") and d.find_element(By.TAG_NAME, "h1").text == "My submissions")
     row = lambda: chromium.find_element(By.CSS_SELECTOR, f'a[href="{sub["status_url"]}"]').find_element(By.XPATH, "./ancestor::tr")
@@ -113,12 +108,7 @@ def test_staff_overview_in_chromium(hub, chromium):
     # A student may not see it.
     assert hub.request("GET", PREFIX + "api/overview", token=hub.token("student3")).status_code == 403
 
-    chromium.get(hub.url + "/hub/login")
-    chromium.find_element(By.NAME, "username").send_keys("teacher")
-    password = chromium.find_element(By.NAME, "password")
-    password.send_keys(PASSWORD)
-    password.submit()
-    WebDriverWait(chromium, 30).until(lambda d: "/hub/home" in d.current_url)
+    hub.browser_login(chromium, "teacher")
     chromium.get(hub.url + PREFIX + "staff?course=8x&assignment=lab01")
     WebDriverWait(chromium, 30).until(lambda d: d.find_elements(By.TAG_NAME, "h1") and "Course overview" in d.find_element(By.TAG_NAME, "h1").text)
     assert chromium.find_elements(By.CSS_SELECTOR, "svg.hist rect"), chromium.page_source[:2000]

@@ -75,12 +75,8 @@ func (s *Store) Submission(ctx context.Context, id string) (*service.Submission,
 		return nil, err
 	}
 	sub := d.submission(id)
-	if sub.Post.Status == service.PostPending {
-		t, err := s.PostTask(ctx, sub.Assignment, sub.User)
-		if err != nil && service.ErrorCode(err) != service.ENOTFOUND {
-			return nil, err
-		}
-		sub.Post = service.ViewPost(sub, t)
+	if err := service.ViewPosts(ctx, []*service.Submission{sub}, s.PostTask); err != nil {
+		return nil, err
 	}
 	return sub, nil
 }

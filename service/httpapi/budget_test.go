@@ -4,18 +4,14 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/otter-service/otter-service/service"
 	"github.com/otter-service/otter-service/service/httpapi"
-	"github.com/otter-service/otter-service/service/sqlite"
 )
 
 // slowUpload is a POST whose headers announce a body of n bytes, of which
@@ -59,17 +55,9 @@ func (u *slowUpload) finish() { u.conn.Write(u.body[len(u.body)-1:]) }
 // at once with 503 and Retry-After, unread; the service answers meanwhile,
 // and the three are accepted when their bytes arrive.
 func TestBodyBytesInFlightAreBounded(t *testing.T) {
-	store, err := sqlite.Open(filepath.Join(t.TempDir(), "otter.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(store, newFakeCourses(t), &fakeRunner{}, service.Config{}, log)
 	const size = 256 << 10
-	srv := httptest.NewServer(httpapi.Handler(svc, httpapi.DevIdentity{User: "alice"},
-		httpapi.Config{Prefix: prefix, MaxBodySize: size, BodyBytesInFlight: 3 * size}, log))
-	defer srv.Close()
+	srv := newServerWithAPI(t, &fakeRunner{}, httpapi.DevIdentity{User: "alice"}, service.Config{},
+		httpapi.Config{Prefix: prefix, MaxBodySize: size, BodyBytesInFlight: 3 * size})
 	nb := notebook("lab01")
 	body := []byte(nb + strings.Repeat(" ", size-len(nb)))
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -127,17 +115,9 @@ func waitRefused(t *testing.T, uploads []*slowUpload) *slowUpload {
 // for sign-in) may hold only their share of the bytes in flight: beyond it
 // they are refused, while a signed-in student's upload is still received.
 func TestAnonymousUploadsHaveAShare(t *testing.T) {
-	store, err := sqlite.Open(filepath.Join(t.TempDir(), "otter.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(store, newFakeCourses(t), &fakeRunner{}, service.Config{}, log)
 	const size = 256 << 10
-	srv := httptest.NewServer(httpapi.Handler(svc, stubLogin{},
-		httpapi.Config{Prefix: prefix, MaxBodySize: size, BodyBytesInFlight: 8 * size}, log)) // the anonymous share: 2 notebooks
-	defer srv.Close()
+	srv := newServerWithAPI(t, &fakeRunner{}, stubLogin{}, service.Config{},
+		httpapi.Config{Prefix: prefix, MaxBodySize: size, BodyBytesInFlight: 8 * size}) // the anonymous share: 2 notebooks
 	nb := notebook("lab01")
 	body := []byte(nb + strings.Repeat(" ", size-len(nb)))
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -172,16 +152,8 @@ func TestAnonymousClientsHaveAPart(t *testing.T) {
 	nb := notebook("lab01")
 	body := []byte(nb + strings.Repeat(" ", size-len(nb)))
 	start := func(t *testing.T, trusted []string) string {
-		store, err := sqlite.Open(filepath.Join(t.TempDir(), "otter.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		svc := service.New(store, newFakeCourses(t), &fakeRunner{}, service.Config{MaxHeldPerClient: 3}, log)
-		srv := httptest.NewServer(httpapi.Handler(svc, stubLogin{}, httpapi.Config{Prefix: prefix, MaxBodySize: size,
-			BodyBytesInFlight: 16 * size, TrustedProxies: trusted}, log)) // anonymous: 4 notebooks; one client: 2
-		t.Cleanup(srv.Close)
+		srv := newServerWithAPI(t, &fakeRunner{}, stubLogin{}, service.Config{MaxHeldPerClient: 3}, httpapi.Config{Prefix: prefix,
+			MaxBodySize: size, BodyBytesInFlight: 16 * size, TrustedProxies: trusted}) // anonymous: 4 notebooks; one client: 2
 		return strings.TrimPrefix(srv.URL, "http://")
 	}
 	from := func(ip string) []string {

@@ -3,8 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"encoding/csv"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -36,11 +34,8 @@ func (r *gradesInTurn) Run(context.Context, grading.Job) (*grading.Result, error
 // students are refused.
 func TestExportCSV(t *testing.T) {
 	srv := newServer(t, &gradesInTurn{grades: []float64{0.9, 0.4, 0.75}}, httpapi.DevIdentity{User: "alice"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv.runWorkers(t)
+	log := quietLog()
 	evil := httptest.NewServer(httpapi.Handler(srv.svc, httpapi.DevIdentity{User: "=HYPERLINK(1)"}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
 	defer evil.Close()
 	for _, base := range []string{srv.URL, srv.URL, evil.URL} { // one at a time: the grades go in order

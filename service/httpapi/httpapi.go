@@ -131,15 +131,15 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	}
 	g := r.Group(prefix)
 	g.POST("", a.handle(a.submit))
-	g.GET("", a.handle(a.home))
+	g.GET("", a.handle(a.signedIn(a.home)))
 	g.GET("static/:file", a.static)
-	g.GET("submissions/:id", a.handle(a.status))
-	g.GET("api/submissions", a.handle(a.list))
-	g.GET("api/submissions/:id", a.handle(a.status))
-	g.GET("api/submissions/:id/notebook", a.handle(a.notebook))
+	g.GET("submissions/:id", a.handle(a.signedIn(a.status)))
+	g.GET("api/submissions", a.handle(a.signedIn(a.list)))
+	g.GET("api/submissions/:id", a.handle(a.signedIn(a.status)))
+	g.GET("api/submissions/:id/notebook", a.handle(a.signedIn(a.notebook)))
 	g.GET("api/export/:file", a.handle(a.export))
-	g.GET("api/overview", a.handle(a.overview))
-	g.GET("staff", a.handle(a.overview))
+	g.GET("api/overview", a.handle(a.signedIn(a.overview)))
+	g.GET("staff", a.handle(a.signedIn(a.overview)))
 	if a.login != nil {
 		r.GET(a.login.CallbackPath(), a.handle(a.callback))
 	}
@@ -414,21 +414,29 @@ func (a *api) readyz(c *gin.Context) {
 // whoami tells a signed-in user who the service takes them for.
 // home is GET {prefix}: for a browser the list of one's submissions, else
 // who the service takes the user for.
-func (a *api) home(c *gin.Context) error {
+func (a *api) home(c *gin.Context, who service.Identity) error {
 	if a.pageRequest(c.Request) {
-		return a.list(c)
+		return a.list(c, who)
 	}
-	return a.whoami(c)
+	return a.whoami(c, who)
 }
 
-func (a *api) whoami(c *gin.Context) error {
-	who, err := a.auth.Authenticate(c.Request)
-	if err != nil {
-		if a.signIn(c, err) {
-			return nil
+// signedIn runs h for the signed-in user; a browser's navigation without
+// credentials is sent through sign-in instead (see signIn).
+func (a *api) signedIn(h func(*gin.Context, service.Identity) error) func(*gin.Context) error {
+	return func(c *gin.Context) error {
+		who, err := a.auth.Authenticate(c.Request)
+		if err != nil {
+			if a.signIn(c, err) {
+				return nil
+			}
+			return err
 		}
-		return err
+		return h(c, who)
 	}
+}
+
+func (a *api) whoami(c *gin.Context, who service.Identity) error {
 	resp := gin.H{"user": who.Name, "admin": who.Admin}
 	if len(who.Courses) > 0 {
 		resp["staff_of"] = who.Courses
@@ -623,14 +631,7 @@ type postResponse struct {
 	ReplacedBy    string             `json:"replaced_by,omitempty"` // superseded, replaced: the submission whose grade is posted instead
 }
 
-func (a *api) status(c *gin.Context) error {
-	who, err := a.auth.Authenticate(c.Request)
-	if err != nil {
-		if a.signIn(c, err) {
-			return nil
-		}
-		return err
-	}
+func (a *api) status(c *gin.Context, who service.Identity) error {
 	st, err := a.svc.Status(c, who, c.Param("id"))
 	if err != nil {
 		return err
@@ -719,14 +720,7 @@ type listResponse struct {
 
 // notebook answers GET {prefix}api/submissions/{id}/notebook: the notebook
 // as it was submitted, as a download, for course staff.
-func (a *api) notebook(c *gin.Context) error {
-	who, err := a.auth.Authenticate(c.Request)
-	if err != nil {
-		if a.signIn(c, err) {
-			return nil
-		}
-		return err
-	}
+func (a *api) notebook(c *gin.Context, who service.Identity) error {
 	sub, nb, err := a.svc.Notebook(c, who, c.Param("id"))
 	if err != nil {
 		return err
@@ -789,14 +783,7 @@ func parseFilter(q url.Values, paged bool) (service.SubmissionFilter, error) {
 // selects (user, course, section, assignment, status; since and until as
 // RFC 3339 times; limit; after, the cursor of a page's next), newest first:
 // a student's own, course staff's of anyone.
-func (a *api) list(c *gin.Context) error {
-	who, err := a.auth.Authenticate(c.Request)
-	if err != nil {
-		if a.signIn(c, err) {
-			return nil
-		}
-		return err
-	}
+func (a *api) list(c *gin.Context, who service.Identity) error {
 	q := c.Request.URL.Query()
 	f, err := parseFilter(q, true)
 	if err != nil {

@@ -92,6 +92,12 @@ func newServer(t testing.TB, runner grading.Runner, auth httpapi.Authenticator) 
 // poll interval and logger are set here).
 func newServerWith(t testing.TB, runner grading.Runner, auth httpapi.Authenticator, cfg service.Config) *server {
 	t.Helper()
+	return newServerWithAPI(t, runner, auth, cfg, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20})
+}
+
+// newServerWithAPI is newServerWith with the API's configuration.
+func newServerWithAPI(t testing.TB, runner grading.Runner, auth httpapi.Authenticator, cfg service.Config, api httpapi.Config) *server {
+	t.Helper()
 	dbPath := filepath.Join(t.TempDir(), "otter.db")
 	store, err := sqlite.Open(dbPath)
 	if err != nil {
@@ -100,7 +106,7 @@ func newServerWith(t testing.TB, runner grading.Runner, auth httpapi.Authenticat
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Workers, cfg.PollInterval = 1, 20*time.Millisecond
 	svc := service.New(store, newFakeCourses(t), runner, cfg, log)
-	srv := httptest.NewServer(httpapi.Handler(svc, auth, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
+	srv := httptest.NewServer(httpapi.Handler(svc, auth, api, log))
 	t.Cleanup(func() {
 		srv.Close()
 		store.Close()

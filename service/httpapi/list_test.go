@@ -3,8 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +15,14 @@ import (
 // "gsi" is staff of course 8x only, "gsi88" of another course.
 var users = headerIdentity{"alice": {Name: "alice"}, "bob": {Name: "bob"}, "carol": {Name: "carol"}, "ta": {Name: "ta", Admin: true},
 	"gsi": {Name: "gsi", Courses: []string{"8x"}}, "gsi88": {Name: "gsi88", Courses: []string{"88e"}}}
+
+// runWorkers runs the service's workers until t ends.
+func (s *server) runWorkers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
 
 type listed struct {
 	Submissions []struct {
@@ -37,13 +43,10 @@ type listed struct {
 // 403, nobody 401.
 func TestListSubmissions(t *testing.T) {
 	srv := newServer(t, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := quietLog()
 	api := httptest.NewServer(httpapi.Handler(srv.svc, users, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, log))
 	defer api.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv.runWorkers(t)
 	var mine []string // newest first
 	for _, a := range []string{"lab01", "lab02", "lab01"} {
 		s := submit(t, srv.URL, "application/json", strings.NewReader(notebook(a)))

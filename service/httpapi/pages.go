@@ -76,7 +76,7 @@ type row struct {
 	failure                           string
 }
 
-func (a *api) page(c *gin.Context, who service.Identity, name, title string) pageData {
+func (a *api) page(who service.Identity, name, title string) pageData {
 	return pageData{Page: name, Title: title, Prefix: a.cfg.Prefix, HubURL: a.cfg.HubURL, User: who.Name, Staff: who.Staff(),
 		LiveEvery: liveEvery}
 }
@@ -167,7 +167,7 @@ func (a *api) listPage(c *gin.Context, who service.Identity, resp listResponse, 
 		Rows     []row
 		Refused  []refusalResponse
 		OlderURL string
-	}{pageData: a.page(c, who, "list", title), Refused: resp.Refused}
+	}{pageData: a.page(who, "list", title), Refused: resp.Refused}
 	waiting := 0
 	for _, st := range resp.Submissions {
 		if st.Status == service.StatusQueued || st.Status == service.StatusGrading {
@@ -211,7 +211,7 @@ func (a *api) submissionPage(c *gin.Context, who service.Identity, st statusResp
 		}
 		Withheld string
 		Outputs  []struct{ Name, Output string }
-	}{pageData: a.page(c, who, "submission", st.Assignment+" · "+st.Notebook), Row: r, Failure: r.failure}
+	}{pageData: a.page(who, "submission", st.Assignment+" · "+st.Notebook), Row: r, Failure: r.failure}
 	data.Live = st.Status == service.StatusQueued || st.Status == service.StatusGrading
 	withheld := 0
 	for _, q := range r.questions {

@@ -1,9 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,11 +20,8 @@ func TestPages(t *testing.T) {
 		{Name: "q2", Score: 1, MaxScore: 2, Visibility: "hidden", Output: "SECRET hidden case failed"},
 	}, Feedback: []grading.Feedback{{Name: "Public Tests", Visibility: "visible", Output: "q1 - 1 result: Test case passed!"}}}}
 	srv := newServer(t, runner, httpapi.DevIdentity{User: "alice"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv.runWorkers(t)
+	log := quietLog()
 	site := httptest.NewServer(httpapi.Handler(srv.svc, users, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20, HubURL: "/hub/home"}, log))
 	defer site.Close()
 

@@ -33,14 +33,7 @@ type failureGroupResponse struct {
 
 // overview answers GET {prefix}staff (the page) and {prefix}api/overview.
 // Course staff only.
-func (a *api) overview(c *gin.Context) error {
-	who, err := a.auth.Authenticate(c.Request)
-	if err != nil {
-		if a.signIn(c, err) {
-			return nil
-		}
-		return err
-	}
+func (a *api) overview(c *gin.Context, who service.Identity) error {
 	if !who.Staff() {
 		return service.Errorf(service.EFORBIDDEN, "Only course staff may see the course overview.")
 	}
@@ -115,7 +108,7 @@ func (a *api) staffPage(c *gin.Context, who service.Identity, f service.Submissi
 			row
 			Evidence string
 		}
-	}{pageData: a.page(c, who, "staff", title), F: f, O: o, GradesURL: a.cfg.Prefix + "api/export/grades.csv?" + query,
+	}{pageData: a.page(who, "staff", title), F: f, O: o, GradesURL: a.cfg.Prefix + "api/export/grades.csv?" + query,
 		SubmissionsURL: a.cfg.Prefix + "api/export/submissions.csv?" + query, Policy: string(a.svc.Policy()),
 		P50: duration(o.TimeToGrade.P50), P90: duration(o.TimeToGrade.P90), Max: duration(o.TimeToGrade.Max)}
 	for _, st := range []service.Status{service.StatusQueued, service.StatusGrading, service.StatusGraded, service.StatusFailed, service.StatusNeedsReview} {

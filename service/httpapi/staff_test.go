@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -19,10 +18,7 @@ import (
 // JavaScript; students are refused.
 func TestCourseOverview(t *testing.T) {
 	srv := newServer(t, &gradesInTurn{grades: []float64{0.9, 0.4, 0.75}}, httpapi.DevIdentity{User: "alice"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv.runWorkers(t)
 	bob := httptest.NewServer(httpapi.Handler(srv.svc, httpapi.DevIdentity{User: "bob"}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, quietLog()))
 	defer bob.Close()
 	for _, base := range []string{srv.URL, srv.URL, bob.URL} {
@@ -105,10 +101,7 @@ func TestNotebookDownload(t *testing.T) {
 // course's submissions, overview and exports, and nothing of another's.
 func TestCourseStaff(t *testing.T) {
 	srv := newServer(t, &fakeRunner{}, httpapi.DevIdentity{User: "alice"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv.runWorkers(t)
 	s := submit(t, srv.URL, "application/json", strings.NewReader(notebook("lab01"))) // course 8x
 	waitFor(t, func() bool { return getStatus(t, srv.URL+s.StatusURL).Status == "graded" })
 	site := httptest.NewServer(httpapi.Handler(srv.svc, users, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20}, quietLog()))

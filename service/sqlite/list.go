@@ -72,21 +72,8 @@ func (s *Store) ListSubmissions(ctx context.Context, f service.SubmissionFilter)
 		last := list[limit-1]
 		next = fmt.Sprintf("%d.%d", last.ReceivedAt.UnixNano(), seqs[limit-1])
 	}
-	posts := map[string]*service.PostTask{}
-	for _, sub := range list {
-		if sub.Post.Status != service.PostPending {
-			continue
-		}
-		key := service.PostKey(sub.Assignment, sub.User)
-		t, seen := posts[key]
-		if !seen {
-			t, err = s.PostTask(ctx, sub.Assignment, sub.User)
-			if err != nil && service.ErrorCode(err) != service.ENOTFOUND {
-				return nil, "", err
-			}
-			posts[key] = t
-		}
-		sub.Post = service.ViewPost(sub, t)
+	if err := service.ViewPosts(ctx, list, s.PostTask); err != nil {
+		return nil, "", err
 	}
 	return list, next, nil
 }

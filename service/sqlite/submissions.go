@@ -214,12 +214,8 @@ func (s *Store) Submission(ctx context.Context, id string) (*service.Submission,
 	if err != nil {
 		return nil, mapError(err)
 	}
-	if sub.Post.Status == service.PostPending {
-		t, err := s.PostTask(ctx, sub.Assignment, sub.User)
-		if err != nil && service.ErrorCode(err) != service.ENOTFOUND {
-			return nil, err
-		}
-		sub.Post = service.ViewPost(sub, t)
+	if err := service.ViewPosts(ctx, []*service.Submission{sub}, s.PostTask); err != nil {
+		return nil, err
 	}
 	return sub, nil
 }
@@ -296,30 +292,23 @@ func (s *Store) AppendLog(ctx context.Context, e service.LogEntry) error {
 
 // Logs implements service.Store.
 func (s *Store) Logs(ctx context.Context, submissionID string) ([]service.LogEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT submission_id, user, course, section, assignment, message, trace, type, timestamp
-		FROM logs WHERE submission_id = ? ORDER BY seq`, submissionID)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	defer rows.Close()
-	var out []service.LogEntry
-	for rows.Next() {
-		var e service.LogEntry
-		var ts int64
-		if err := rows.Scan(&e.SubmissionID, &e.User, &e.Course, &e.Section, &e.Assignment.Assignment, &e.Message, &e.Trace, &e.Type, &ts); err != nil {
-			return nil, mapError(err)
-		}
-		e.Timestamp = time.Unix(0, ts).UTC()
-		out = append(out, e)
-	}
-	return out, mapError(rows.Err())
+	rows, err := s.r.QueryContext(ctx, `SELECT `+logColumns+` FROM logs WHERE submission_id = ? ORDER BY seq`, submissionID)
+	return scanLogs(rows, err)
 }
 
 // Refusals implements service.Store.
 func (s *Store) Refusals(ctx context.Context, user string, since time.Time, limit int) ([]service.LogEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT submission_id, user, course, section, assignment, message, trace, type, timestamp
+	rows, err := s.r.QueryContext(ctx, `SELECT `+logColumns+`
 		FROM logs WHERE submission_id = '' AND user = ? AND type = ? AND timestamp >= ? ORDER BY timestamp DESC, seq DESC LIMIT ?`,
 		user, service.LogError, since.UnixNano(), limit)
+	return scanLogs(rows, err)
+}
+
+// logColumns are the columns scanLogs reads.
+const logColumns = `submission_id, user, course, section, assignment, message, trace, type, timestamp`
+
+// scanLogs reads the log entries of a query of logColumns (err: the query's).
+func scanLogs(rows *sql.Rows, err error) ([]service.LogEntry, error) {
 	if err != nil {
 		return nil, mapError(err)
 	}
