@@ -57,23 +57,31 @@ def test_student_pages_in_chromium(hub, chromium):
     hub.browser_login(chromium, "student2")
     chromium.get(hub.url + PREFIX)
     WebDriverWait(chromium, 30).until(lambda d: d.find_elements(By.TAG_NAME, "h1") and d.find_element(By.TAG_NAME, "h1").text == "My submissions")
-    row = lambda: chromium.find_element(By.CSS_SELECTOR, f'a[href="{sub["status_url"]}"]').find_element(By.XPATH, "./ancestor::tr")
-    first = row().text
+    # live.js replaces the page's content every few seconds while the
+    # submission waits, so elements are read in one script (an element
+    # found before a replacement is stale after it).
+    def text_of(css, closest=None):
+        return chromium.execute_script(
+            "var e = document.querySelector(arguments[0]); if (e && arguments[1]) { e = e.closest(arguments[1]); }"
+            " return e ? e.innerText : '';", css, closest)
+    row_css = f'a[href="{sub["status_url"]}"]'
+    first = text_of(row_css, "tr")
     assert "Waiting to be graded" in first or "Being graded" in first, first
-    refused = chromium.find_element(By.CLASS_NAME, "refused").text
+    refused = text_of(".refused")
     assert "lab99" in refused, refused
     shot(chromium, "list-waiting")
     shot(chromium, "list-waiting", width=320)
 
     # It becomes graded in place: the page is never reloaded.
     chromium.execute_script("window.sameDocument = 'yes'")
-    WebDriverWait(chromium, 300, poll_frequency=0.5).until(lambda d: "Graded" in row().text)
+    WebDriverWait(chromium, 300, poll_frequency=0.5).until(lambda d: "Graded" in text_of(row_css, "tr"))
     assert chromium.execute_script("return window.sameDocument") == "yes", "the page was reloaded"
-    assert "100%" in row().text, row().text
+    graded = text_of(row_css, "tr")
+    assert "100%" in graded, graded
     shot(chromium, "list-graded")
 
     # The submission's page: visible feedback, hidden results withheld.
-    row().find_element(By.CSS_SELECTOR, "a").click()
+    chromium.find_element(By.CSS_SELECTOR, row_css).click()
     WebDriverWait(chromium, 30).until(lambda d: "submissions/" in d.current_url and d.find_elements(By.CLASS_NAME, "facts"))
     page = chromium.find_element(By.ID, "main").text
     assert "Graded" in page and "100%" in page, page
