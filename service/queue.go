@@ -254,6 +254,18 @@ func OfferGrade(t *PostTask, key, user string, a Assignment, g PostedGrade, at t
 	return after, true
 }
 
+// RepostTask is the change Repost makes to task t, the same in every
+// store, when course staff ask for its grade to be posted again: due at
+// now, its attempts and its retry period started afresh. A post in flight
+// is left alone (ECONFLICT): it completes, or is retried, on its own.
+func RepostTask(t PostTask, now time.Time) (PostTask, error) {
+	if t.Status == TaskPosting {
+		return t, Errorf(ECONFLICT, "This grade is being posted to edX right now; look again in a minute.")
+	}
+	t.Status, t.NextAt, t.WantSince, t.Attempts, t.LastError = TaskQueued, now, now, 0, ""
+	return t, nil
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a

@@ -25,6 +25,19 @@ const (
 	StatusNeedsReview Status = "needs_review"
 )
 
+// Words returns the status in a few plain words, for messages.
+func (s Status) Words() string {
+	switch s {
+	case StatusQueued:
+		return "waiting to be graded"
+	case StatusGrading:
+		return "being graded"
+	case StatusNeedsReview:
+		return "waiting for course staff's review"
+	}
+	return string(s)
+}
+
 // Assignment names what a notebook claims to be, from its
 // metadata.otter_service.
 type Assignment struct {
@@ -60,6 +73,10 @@ type Submission struct {
 
 	// Posting the grade to the course's gradebook; set once graded.
 	Post Post
+
+	// Batch is the id of the course staff's request that last put it back
+	// in the queue (Requeue); "" if none did.
+	Batch string
 }
 
 // PostStatus is where posting a submission's grade to the gradebook is.
@@ -131,6 +148,7 @@ const (
 	FailureInterrupted = "interrupted"           // grading was interrupted too many times
 	FailureStorage     = "storage_error"         // the stored notebook could not be read back
 	FailureReview      = "needs_review"          // with StatusNeedsReview: what the grader detected
+	FailureRejected    = "rejected"              // course staff reviewed a needs_review submission and rejected its grade
 )
 
 // Grade is the record the old service wrote, one per graded submission, kept
@@ -150,12 +168,15 @@ type LogEntry struct {
 	Assignment
 	Message   string
 	Trace     string
-	Type      string // LogInfo or LogError
+	Type      string // LogInfo, LogError or LogAudit
 	Timestamp time.Time
+	// Actor is who acted, for LogAudit: the course staff member.
+	Actor string
 }
 
 // Log entry types.
 const (
 	LogInfo  = "info"
 	LogError = "error"
+	LogAudit = "audit" // something course staff did (Actor)
 )

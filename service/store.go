@@ -81,6 +81,31 @@ type Store interface {
 	// Returns ECONFLICT if l is no longer the post's current lease.
 	FinishPost(ctx context.Context, l *Lease, r PostResult) error
 
+	// Requeue puts a finished submission (graded, failed or needs_review)
+	// back in the queue to be graded again, as course staff asked (r): its
+	// grade, questions, feedback and failure are cleared and its attempts
+	// start again; its Grade record and its post keep the old grade until
+	// Finish replaces them. It waits behind every submission queued before
+	// r.At, and its Batch becomes r.Batch.
+	// Returns ENOTFOUND if there is none, ECONFLICT if it is queued or
+	// being graded.
+	Requeue(ctx context.Context, id string, r Requeue) error
+
+	// Review completes a needs_review submission as course staff decided:
+	// out.Status StatusGraded accepts the grade recorded (out's own grade,
+	// questions and feedback are not used; its Failure is cleared), with a
+	// Grade record and, with out.Post PostPending, the offer to the post at
+	// out.FinishedAt, as Finish makes them; StatusFailed rejects it with
+	// out.Failure. All in one atomic step.
+	// Returns ENOTFOUND if there is none, ECONFLICT if it is not
+	// needs_review.
+	Review(ctx context.Context, id string, out Outcome) error
+
+	// Repost makes the post of user's grade for a due at now, as RepostTask
+	// changes it, and returns it as it is afterwards.
+	// Returns ENOTFOUND if there is none, ECONFLICT if it is in flight.
+	Repost(ctx context.Context, a Assignment, user string, now time.Time) (*PostTask, error)
+
 	// PostTask returns the post of user's grade for assignment a.
 	// Returns ENOTFOUND if there is none.
 	PostTask(ctx context.Context, a Assignment, user string) (*PostTask, error)
@@ -95,6 +120,11 @@ type Store interface {
 	// tied to no submission) logged at or after since, newest first, at
 	// most limit of them.
 	Refusals(ctx context.Context, user string, since time.Time, limit int) ([]LogEntry, error)
+
+	// AuditLog returns what course staff did in course (the LogAudit
+	// entries of its submissions and assignments) logged at or after
+	// since, newest first, at most limit of them.
+	AuditLog(ctx context.Context, course string, since time.Time, limit int) ([]LogEntry, error)
 
 	// Logs returns the log entries for a submission, oldest first; for ""
 	// the entries tied to no submission (refused ones).
@@ -143,6 +173,7 @@ type SubmissionFilter struct {
 	Section    string
 	Assignment string // the assignment's name, within Course when set
 	Status     Status
+	Batch      string    // requeued by this staff request (Submission.Batch)
 	Since      time.Time // received at or after; zero: no bound
 	Until      time.Time // received before; zero: no bound
 	Limit      int       // at most this many (1 to MaxListLimit); 0: DefaultListLimit
@@ -164,6 +195,12 @@ func (f SubmissionFilter) PageLimit() int {
 		return MaxListLimit
 	}
 	return f.Limit
+}
+
+// Requeue is course staff's request to grade a submission again.
+type Requeue struct {
+	At    time.Time // when it was asked: the submission waits behind everything queued before
+	Batch string    // the request's id, shared by the submissions of one request
 }
 
 // HeldSubmission is a submission waiting for its sender's sign-in: the body

@@ -16,7 +16,7 @@ func (s *Store) ListSubmissions(ctx context.Context, f service.SubmissionFilter)
 	var where []string
 	var args []any
 	for col, v := range map[string]string{"user": f.User, "course": f.Course, "section": f.Section,
-		"assignment": f.Assignment, "status": string(f.Status)} {
+		"assignment": f.Assignment, "status": string(f.Status), "batch": f.Batch} {
 		if v != "" {
 			where = append(where, col+" = ?")
 			args = append(args, v)

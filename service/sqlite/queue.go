@@ -22,8 +22,8 @@ type kind struct {
 	table, key         string
 	available, running string
 	// order sorts due items: available ones by orderAvailable, expired
-	// leases by orderExpired, both in the same units.
-	orderAvailable, orderExpired string
+	// leases by orderExpired, each two columns in the same units.
+	orderAvailable, orderExpired [2]string
 	// onClaim are the kind's own assignments made by a claim, evaluated on
 	// the row as it was before.
 	onClaim string
@@ -32,14 +32,18 @@ type kind struct {
 }
 
 var kinds = map[service.Kind]kind{
+	// Gradings by the time they became due (not_before: unset for a new
+	// submission, the time of the request for a regrade, the time it may
+	// be tried again for one released until later), then by creation; as
+	// the Firestore store orders them.
 	service.KindGrade: {
 		table: "submissions", key: "id", available: "queued", running: "grading",
-		orderAvailable: "seq", orderExpired: "seq",
+		orderAvailable: [2]string{"COALESCE(not_before, 0)", "seq"}, orderExpired: [2]string{"COALESCE(not_before, 0)", "seq"},
 		onClaim: "started_at = ?3",
 	},
 	service.KindPost: {
 		table: "posts", key: "key", available: string(service.TaskQueued), running: string(service.TaskPosting),
-		orderAvailable: "COALESCE(not_before, 0)", orderExpired: "lease_expires",
+		orderAvailable: [2]string{"COALESCE(not_before, 0)", "rowid"}, orderExpired: [2]string{"lease_expires", "rowid"},
 		onClaim:   "interrupted = CASE WHEN status = 'posting' THEN inflight END, inflight = want, claimed_at = ?3",
 		onRelease: ", inflight = NULL",
 	},
@@ -64,13 +68,14 @@ func (s *Store) Claim(ctx context.Context, k service.Kind, now time.Time, ttl ti
 	err = s.tx(ctx, "claim:"+string(k), func(tx *sql.Tx) error {
 		// The earliest of: the first available item that is due, and the
 		// first whose lease expired.
+		a, e := q.orderAvailable, q.orderExpired
 		err := tx.QueryRow(`SELECT key FROM (
-				SELECT key, ord FROM (SELECT `+q.key+` AS key, `+q.orderAvailable+` AS ord FROM `+q.table+`
-					WHERE status = ?1 AND (not_before IS NULL OR not_before <= ?3) ORDER BY ord LIMIT 1)
+				SELECT key, ord, ord2 FROM (SELECT `+q.key+` AS key, `+a[0]+` AS ord, `+a[1]+` AS ord2 FROM `+q.table+`
+					WHERE status = ?1 AND (not_before IS NULL OR not_before <= ?3) ORDER BY `+a[0]+`, `+a[1]+` LIMIT 1)
 				UNION ALL
-				SELECT key, ord FROM (SELECT `+q.key+` AS key, `+q.orderExpired+` AS ord FROM `+q.table+`
+				SELECT key, ord, ord2 FROM (SELECT `+q.key+` AS key, `+e[0]+` AS ord, `+e[1]+` AS ord2 FROM `+q.table+`
 					WHERE status = ?2 AND lease_expires <= ?3 ORDER BY lease_expires LIMIT 1)
-			) ORDER BY ord LIMIT 1`, q.available, q.running, now.UnixNano()).Scan(&lease.ID)
+			) ORDER BY ord, ord2 LIMIT 1`, q.available, q.running, now.UnixNano()).Scan(&lease.ID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -172,16 +177,22 @@ func (s *Store) Finish(ctx context.Context, l *service.Lease, out service.Outcom
 		if err != nil || out.Status != service.StatusGraded {
 			return err
 		}
-		_, err = tx.Exec(`INSERT INTO grades (submission_id, user, grade, course, section, assignment, timestamp)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (submission_id) DO UPDATE SET grade = excluded.grade`,
-			id, sub.User, out.Grade, sub.Course, sub.Section, sub.Assignment.Assignment, finished)
-		if err != nil || out.Post != service.PostPending {
-			return err
-		}
-		g := service.PostedGrade{SubmissionID: id, Grade: out.Grade, ReceivedAt: time.Unix(0, received).UTC()}
-		return offerGrade(tx, sub.User, sub.Assignment, g, time.Unix(0, finished).UTC(), out.Policy)
+		sub.ID, sub.ReceivedAt = id, time.Unix(0, received).UTC()
+		return recordGrade(tx, &sub, out.Grade, time.Unix(0, finished).UTC(), out)
 	}))
+}
+
+// recordGrade writes sub's Grade record, grade g at time at (a regrade's
+// replaces the old), and with out.Post PostPending offers g to sub's post.
+func recordGrade(tx *sql.Tx, sub *service.Submission, g float64, at time.Time, out service.Outcome) error {
+	_, err := tx.Exec(`INSERT INTO grades (submission_id, user, grade, course, section, assignment, timestamp)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (submission_id) DO UPDATE SET grade = excluded.grade, timestamp = excluded.timestamp`,
+		sub.ID, sub.User, g, sub.Course, sub.Section, sub.Assignment.Assignment, at.UnixNano())
+	if err != nil || out.Post != service.PostPending {
+		return err
+	}
+	return offerGrade(tx, sub.User, sub.Assignment, service.PostedGrade{SubmissionID: sub.ID, Grade: g, ReceivedAt: sub.ReceivedAt}, at, out.Policy)
 }
 
 // FinishPost implements service.Store.

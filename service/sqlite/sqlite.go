@@ -80,9 +80,9 @@ CREATE TABLE IF NOT EXISTS submissions (
 	not_before    INTEGER,
 	notebook_name TEXT,
 	feedback      TEXT,
-	post_confirmed INTEGER NOT NULL DEFAULT 0
+	post_confirmed INTEGER NOT NULL DEFAULT 0,
+	batch         TEXT
 );
-CREATE INDEX IF NOT EXISTS submissions_queued ON submissions(seq) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS submissions_leased ON submissions(lease_expires) WHERE status = 'grading';
 CREATE INDEX IF NOT EXISTS submissions_received ON submissions(received_at, seq);
 CREATE INDEX IF NOT EXISTS submissions_by_user ON submissions(user, received_at, seq);
@@ -114,7 +114,8 @@ CREATE TABLE IF NOT EXISTS logs (
 	message       TEXT NOT NULL,
 	trace         TEXT NOT NULL,
 	type          TEXT NOT NULL,
-	timestamp     INTEGER NOT NULL
+	timestamp     INTEGER NOT NULL,
+	actor         TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS logs_submission ON logs(submission_id, seq);
 CREATE INDEX IF NOT EXISTS logs_refusals ON logs(user, timestamp) WHERE submission_id = '';
@@ -232,7 +233,10 @@ func (s *Store) Close() error {
 func migrate(db *sql.DB) error {
 	if err := addColumns(db, "submissions", "post_status TEXT", "post_attempts INTEGER NOT NULL DEFAULT 0", "post_error TEXT",
 		"post_next_at INTEGER", "posted_at INTEGER", "post_token TEXT", "not_before INTEGER", "notebook_name TEXT", "feedback TEXT",
-		"post_confirmed INTEGER NOT NULL DEFAULT 0"); err != nil {
+		"post_confirmed INTEGER NOT NULL DEFAULT 0", "batch TEXT"); err != nil {
+		return err
+	}
+	if err := addColumns(db, "logs", "actor TEXT NOT NULL DEFAULT ''"); err != nil {
 		return err
 	}
 	if err := migratePosts(db); err != nil {
@@ -241,7 +245,12 @@ func migrate(db *sql.DB) error {
 	if err := addColumns(db, "held", "notebook_name TEXT", "client TEXT"); err != nil {
 		return err
 	}
+	// The queue's order (see queue.go): due time, then creation.
 	_, err := db.Exec(`DROP INDEX IF EXISTS submissions_post_due;
+		DROP INDEX IF EXISTS submissions_queued;
+		CREATE INDEX IF NOT EXISTS submissions_due ON submissions(COALESCE(not_before, 0), seq) WHERE status = 'queued';
+		CREATE INDEX IF NOT EXISTS submissions_batch ON submissions(batch, received_at, seq) WHERE batch IS NOT NULL;
+		CREATE INDEX IF NOT EXISTS logs_audit ON logs(course, timestamp) WHERE type = 'audit';
 		CREATE INDEX IF NOT EXISTS submissions_user_active ON submissions(user) WHERE status IN ('queued', 'grading')`)
 	return err
 }

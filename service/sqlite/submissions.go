@@ -153,7 +153,7 @@ func (s *Store) insert(batch []*createReq) error {
 
 const submissionColumns = `id, user, course, section, assignment, status, received_at, started_at,
 	finished_at, attempts, grade, questions, failure_code, failure_msg,
-	post_status, post_attempts, post_error, post_next_at, posted_at, notebook_name, feedback, post_confirmed`
+	post_status, post_attempts, post_error, post_next_at, posted_at, notebook_name, feedback, post_confirmed, batch`
 
 func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, error) {
 	var (
@@ -165,13 +165,15 @@ func scanSubmission(row interface{ Scan(...any) error }) (*service.Submission, e
 		pstatus, perror            sql.NullString
 		pnext, posted              sql.NullInt64
 		notebookName, feedback     sql.NullString
+		batch                      sql.NullString
 	)
 	err := row.Scan(&sub.ID, &sub.User, &sub.Course, &sub.Section, &sub.Assignment.Assignment, &sub.Status,
 		&received, &started, &finished, &sub.Attempts, &grade, &questions, &fcode, &fmessage,
-		&pstatus, &sub.Post.Attempts, &perror, &pnext, &posted, &notebookName, &feedback, &sub.Post.Confirmed)
+		&pstatus, &sub.Post.Attempts, &perror, &pnext, &posted, &notebookName, &feedback, &sub.Post.Confirmed, &batch)
 	if err != nil {
 		return nil, err
 	}
+	sub.Batch = batch.String
 	sub.NotebookName = notebookName.String
 	sub.Post.Status = service.PostStatus(pstatus.String)
 	sub.Post.LastError = perror.String
@@ -247,7 +249,8 @@ func (s *Store) Notebook(ctx context.Context, id string) ([]byte, error) {
 func (s *Store) QueuePosition(ctx context.Context, id string) (int, error) {
 	var n int
 	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM submissions
-		WHERE status = 'queued' AND seq <= (SELECT seq FROM submissions WHERE id = ? AND status = 'queued')`, id).Scan(&n)
+		WHERE status = 'queued' AND (COALESCE(not_before, 0), seq) <=
+			(SELECT COALESCE(not_before, 0), seq FROM submissions WHERE id = ? AND status = 'queued')`, id).Scan(&n)
 	if err != nil {
 		return 0, mapError(err)
 	}
@@ -284,9 +287,9 @@ func (s *Store) Grades(ctx context.Context, f service.GradeFilter) ([]service.Gr
 
 // AppendLog implements service.Store.
 func (s *Store) AppendLog(ctx context.Context, e service.LogEntry) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO logs (submission_id, user, course, section, assignment, message, trace, type, timestamp)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.SubmissionID, e.User, e.Course, e.Section, e.Assignment.Assignment, e.Message, e.Trace, e.Type, e.Timestamp.UnixNano())
+	_, err := s.w.ExecContext(ctx, `INSERT INTO logs (submission_id, user, course, section, assignment, message, trace, type, timestamp, actor)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.SubmissionID, e.User, e.Course, e.Section, e.Assignment.Assignment, e.Message, e.Trace, e.Type, e.Timestamp.UnixNano(), e.Actor)
 	return mapError(err)
 }
 
@@ -304,8 +307,16 @@ func (s *Store) Refusals(ctx context.Context, user string, since time.Time, limi
 	return scanLogs(rows, err)
 }
 
+// AuditLog implements service.Store.
+func (s *Store) AuditLog(ctx context.Context, course string, since time.Time, limit int) ([]service.LogEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+logColumns+`
+		FROM logs WHERE type = 'audit' AND course = ? AND timestamp >= ? ORDER BY timestamp DESC, seq DESC LIMIT ?`,
+		course, since.UnixNano(), limit)
+	return scanLogs(rows, err)
+}
+
 // logColumns are the columns scanLogs reads.
-const logColumns = `submission_id, user, course, section, assignment, message, trace, type, timestamp`
+const logColumns = `submission_id, user, course, section, assignment, message, trace, type, timestamp, actor`
 
 // scanLogs reads the log entries of a query of logColumns (err: the query's).
 func scanLogs(rows *sql.Rows, err error) ([]service.LogEntry, error) {
@@ -317,7 +328,7 @@ func scanLogs(rows *sql.Rows, err error) ([]service.LogEntry, error) {
 	for rows.Next() {
 		var e service.LogEntry
 		var ts int64
-		if err := rows.Scan(&e.SubmissionID, &e.User, &e.Course, &e.Section, &e.Assignment.Assignment, &e.Message, &e.Trace, &e.Type, &ts); err != nil {
+		if err := rows.Scan(&e.SubmissionID, &e.User, &e.Course, &e.Section, &e.Assignment.Assignment, &e.Message, &e.Trace, &e.Type, &ts, &e.Actor); err != nil {
 			return nil, mapError(err)
 		}
 		e.Timestamp = time.Unix(0, ts).UTC()
