@@ -142,8 +142,8 @@ func testReview(t *testing.T, s service.Store) {
 		create(t, s, sub, []byte("{}"))
 		_, l := claim(t, s, t0.Add(time.Hour))
 		if err := s.Finish(ctx, l, service.Outcome{Status: service.StatusNeedsReview, Grade: 0.8,
-			Questions: []service.Question{{Name: "q1", Score: 0.8, MaxScore: 1}},
-			Failure:   &service.Failure{Code: service.FailureReview, Message: "the notebook replaced the test runner"},
+			Questions:  []service.Question{{Name: "q1", Score: 0.8, MaxScore: 1}},
+			Failure:    &service.Failure{Code: service.FailureReview, Message: "the notebook replaced the test runner"},
 			FinishedAt: t0.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
