@@ -20,3 +20,13 @@ type Courses interface {
 	// or unreadable.
 	Autograder(ctx context.Context, a Assignment) ([]byte, error)
 }
+
+// CourseRefresher is what a Courses may offer besides: reading a course's
+// materials as they are now, for a regrade after a fix.
+type CourseRefresher interface {
+	// RefreshCourse fetches course's materials now and returns the commit
+	// (or version) grading uses from then on.
+	// Returns EUNAVAILABLE if they cannot be read, or their newest version
+	// is unusable.
+	RefreshCourse(ctx context.Context, course string) (string, error)
+}

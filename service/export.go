@@ -31,21 +31,9 @@ func (s *Service) Export(ctx context.Context, who Identity, f SubmissionFilter) 
 	if !who.StaffOf(f.Course) {
 		return nil, nil, errNotStaff("export grades")
 	}
-	f.Limit, f.After = MaxListLimit, ""
-	var all []*Submission
-	for {
-		page, next, err := s.ListSubmissions(ctx, who, f)
-		if err != nil {
-			return nil, nil, err
-		}
-		all = append(all, page...)
-		if len(all) > MaxExport {
-			return nil, nil, Errorf(EINVALID, "More than %d submissions match: export a course, section or assignment at a time.", MaxExport)
-		}
-		if next == "" {
-			break
-		}
-		f.After = next
+	all, err := s.allSubmissions(ctx, who, f)
+	if err != nil {
+		return nil, nil, err
 	}
 	type key struct {
 		user string
@@ -92,3 +80,28 @@ func (s *Service) Export(ctx context.Context, who Identity, f SubmissionFilter) 
 
 // Policy is the posting policy, which selects a student's grade.
 func (s *Service) Policy() PostPolicy { return s.cfg.PostPolicy }
+
+// Posting reports whether grades are posted to edX.
+func (s *Service) Posting() bool { return s.cfg.Poster != nil }
+
+// allSubmissions returns every submission f selects (without its Limit
+// and After), newest first, at most MaxExport.
+// Returns EINVALID when more match.
+func (s *Service) allSubmissions(ctx context.Context, who Identity, f SubmissionFilter) ([]*Submission, error) {
+	f.Limit, f.After = MaxListLimit, ""
+	var all []*Submission
+	for {
+		page, next, err := s.ListSubmissions(ctx, who, f)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(all) > MaxExport {
+			return nil, Errorf(EINVALID, "More than %d submissions match: take a course, section or assignment at a time.", MaxExport)
+		}
+		if next == "" {
+			return all, nil
+		}
+		f.After = next
+	}
+}

@@ -378,7 +378,7 @@ func (s *Service) Notebook(ctx context.Context, who Identity, id string) (*Submi
 	if err != nil {
 		return nil, nil, err
 	}
-	s.log.Info("notebook downloaded", "by", who.Name, "submission", id, "user", sub.User)
+	s.audit(ctx, who, sub, "downloaded the notebook", "")
 	return sub, nb, nil
 }
 

@@ -354,3 +354,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRefreshCourse: a regrade after a fix reads the repository now,
+// whatever the background and on-demand fetches' rates, and gets the
+// fixed autograder; a broken push is refused, naming the problem and the
+// commit grading would use.
+func TestRefreshCourse(t *testing.T) {
+	dir := newRepo(t, course(t))
+	src := newSource(t, git.Repo{URL: "file://" + dir}, git.Options{Interval: -1}) // MinRefresh: an hour
+	ctx := context.Background()
+	if _, err := src.Autograder(ctx, lab("lab01")); err != nil {
+		t.Fatal(err)
+	}
+	fixed := autograder(t, "2")
+	gittest.Commit(t, dir, map[string][]byte{"materials/lab/lab01-autograder.zip": fixed}, "fix lab01's tests")
+	if data, _ := src.Autograder(ctx, lab("lab01")); bytes.Equal(data, fixed) {
+		t.Fatal("the fix was read before the refresh: the test proves nothing")
+	}
+	commit, err := src.RefreshCourse(ctx, "8x")
+	if err != nil || commit != gittest.Head(t, dir) {
+		t.Fatalf("RefreshCourse = %q, %v; want %s", commit, err, gittest.Head(t, dir))
+	}
+	if data, err := src.Autograder(ctx, lab("lab01")); err != nil || !bytes.Equal(data, fixed) {
+		t.Fatalf("after RefreshCourse, Autograder = %d bytes, %v; want the fixed zip", len(data), err)
+	}
+	gittest.Commit(t, dir, map[string][]byte{"course-config.json": []byte(`{"8x": `)}, "broken")
+	_, err = src.RefreshCourse(ctx, "8x")
+	if service.ErrorCode(err) != service.EUNAVAILABLE || !strings.Contains(err.Error(), commit) {
+		t.Errorf("RefreshCourse after a broken push = %v; want EUNAVAILABLE naming commit %s", err, commit)
+	}
+	if _, err := src.RefreshCourse(ctx, "9x"); service.ErrorCode(err) != service.EUNPROCESSABLE {
+		t.Errorf("RefreshCourse of an unknown course = %v", err)
+	}
+}

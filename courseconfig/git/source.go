@@ -134,6 +134,37 @@ func (s *Source) Refresh(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// RefreshCourse implements service.CourseRefresher: it fetches course's
+// repository now and returns the commit grading uses from then on. A fetch
+// already under way may have begun before the caller's last push, so a
+// second one follows it.
+func (s *Source) RefreshCourse(ctx context.Context, course string) (string, error) {
+	st, ok := s.courses[course]
+	if !ok {
+		return "", service.Errorf(service.EUNPROCESSABLE, "This grading service does not serve course %q.", course)
+	}
+	st.open()
+	err := st.refresh(ctx, 0)
+	if err == nil {
+		err = st.refresh(ctx, 0)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		keeping := ""
+		if snap := st.snapshot(); snap != nil {
+			keeping = " (grading would use commit " + snap.commit.String() + ")"
+		}
+		return "", service.Errorf(service.EUNAVAILABLE, "The repository of course %q cannot be read as it is now%s: %v.", course, keeping, err)
+	}
+	snap := st.snapshot()
+	if snap == nil {
+		return "", service.Errorf(service.EUNAVAILABLE, "The repository of course %q has not been read yet.", course)
+	}
+	return snap.commit.String(), nil
+}
+
 func (s *Source) baseContext() context.Context {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,9 +1,9 @@
 // Package firestore is the production Store, on Cloud Firestore, keeping the
 // collections and fields the old service wrote so dashboards keep working:
 //
-//	{ENVIRONMENT}-submissions  user, course, section, assignment, notebook, timestamp (+ notebook_name, status and queue fields)
+//	{ENVIRONMENT}-submissions  user, course, section, assignment, notebook, timestamp (+ notebook_name, batch, status and queue fields)
 //	{ENVIRONMENT}-grades       user, grade, course, section, assignment, timestamp (+ submission_id); one per submission
-//	{ENVIRONMENT}-logs         user, course, section, assignment, message, trace, type, timestamp (+ submission_id)
+//	{ENVIRONMENT}-logs         user, course, section, assignment, message, trace, type, timestamp (+ submission_id, actor)
 //
 // and beside them {ENVIRONMENT}-posts (one per student and assignment: the
 // grade to post to edX and what was sent), {ENVIRONMENT}-offers (graded
@@ -119,6 +119,7 @@ type submissionDoc struct {
 	PostConfirmed  bool               `firestore:"post_confirmed"` // edX answered that it applied the grade posted at posted_at
 	PostToken      string             `firestore:"post_token"`
 	NotebookName   string             `firestore:"notebook_name"` // the file name to grade it under; absent (so "") in documents from before it was kept
+	Batch          string             `firestore:"batch"`         // the staff request that last requeued it (Requeue); absent (so "") if none did
 }
 
 // questionDocument is one element of a submission's questions.
@@ -191,7 +192,7 @@ func fromQuestionDocuments(ds []questionDocument) []service.Question {
 
 func (d *submissionDoc) submission(id string) *service.Submission {
 	sub := &service.Submission{
-		ID: id, User: d.User, Status: service.Status(d.Status), Attempts: d.Attempts, NotebookName: d.NotebookName,
+		ID: id, User: d.User, Status: service.Status(d.Status), Attempts: d.Attempts, NotebookName: d.NotebookName, Batch: d.Batch,
 		Assignment: service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment},
 		ReceivedAt: time.UnixMicro(d.Received).UTC(), Questions: fromQuestionDocuments(d.Questions),
 		Feedback: fromFeedbackDocuments(d.Feedback),

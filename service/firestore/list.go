@@ -14,7 +14,7 @@ import (
 // but the notebook, the questions and the feedback.
 var listFields = []string{"user", "course", "section", "assignment", "notebook_chunks", "timestamp", "received_us",
 	"status", "attempts", "started_at", "finished_at", "grade", "failure_code", "failure_message", "post_status",
-	"post_attempts", "post_error", "post_next_us", "posted_at", "post_confirmed", "notebook_name"}
+	"post_attempts", "post_error", "post_next_us", "posted_at", "post_confirmed", "notebook_name", "batch"}
 
 // ListSubmissions implements service.Store: equality filters with the
 // order on received_us (then the document id), descending, which the
@@ -26,7 +26,7 @@ func (s *Store) ListSubmissions(ctx context.Context, f service.SubmissionFilter)
 	defer cancel()
 	q := s.submissions.Query
 	for _, c := range []struct{ field, value string }{{"user", f.User}, {"course", f.Course}, {"section", f.Section},
-		{"assignment", f.Assignment}, {"status", string(f.Status)}} {
+		{"assignment", f.Assignment}, {"status", string(f.Status)}, {"batch", f.Batch}} {
 		if c.value != "" {
 			q = q.Where(c.field, "==", c.value)
 		}

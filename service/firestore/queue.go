@@ -55,8 +55,13 @@ var kinds = map[service.Kind]*kind{
 				s.submissions.Where("status", "==", string(service.StatusQueued)).Where("not_before_us", "<=", now.UnixMicro()).
 					OrderBy("not_before_us", firestore.Asc).OrderBy("received_us", firestore.Asc).Limit(8),
 				s.submissions.Where("status", "==", string(service.StatusGrading)).Where("lease_expires_us", "<=", now.UnixMicro()).Limit(8))
+			// In the queries' order, both: due time (an expired lease's
+			// item keeps the not_before_us it was queued with), then
+			// creation.
 			sortBy(snaps, func(a, b *firestore.DocumentSnapshot) bool {
-				return intField(a.Data(), "received_us") < intField(b.Data(), "received_us")
+				da, db := a.Data(), b.Data()
+				na, nb := intField(da, "not_before_us"), intField(db, "not_before_us")
+				return na < nb || na == nb && intField(da, "received_us") < intField(db, "received_us")
 			})
 			return snaps, err
 		},
@@ -379,7 +384,6 @@ func (s *Store) Finish(ctx context.Context, l *service.Lease, out service.Outcom
 		if d.FinishedAt != nil {
 			finished = d.FinishedAt.UTC() // a retried Finish changes nothing
 		}
-		posting := out.Status == service.StatusGraded && out.Post == service.PostPending
 		updates := []firestore.Update{
 			{Path: "status", Value: string(out.Status)},
 			{Path: "finished_at", Value: finished},
@@ -403,23 +407,31 @@ func (s *Store) Finish(ctx context.Context, l *service.Lease, out service.Outcom
 		if out.Status != service.StatusGraded {
 			return nil
 		}
-		// Keyed by the submission: a retry overwrites, never adds.
-		if err := tx.Set(s.grades.Doc(id), map[string]any{
-			"submission_id": id, "user": d.User, "grade": out.Grade, "course": d.Course,
-			"section": d.Section, "assignment": d.Assignment, "timestamp": finished,
-		}); err != nil {
-			return err
-		}
-		if !posting {
-			return nil
-		}
-		// The offer to the student's post: its own document, so that no
-		// write of the post races with the post's lease holder (see posts.go).
-		return tx.Set(s.offers.Doc(id), offerDoc{
-			Key:  service.PostKey(service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment}, d.User),
-			User: d.User, Course: d.Course, Section: d.Section, Assignment: d.Assignment,
-			Grade: out.Grade, Received: d.Received, At: finished.UnixMicro(), Policy: string(out.Policy),
-		})
+		return s.recordGrade(tx, id, &d, out.Grade, finished, out)
+	})
+}
+
+// recordGrade writes, in tx, the Grade record of submission id (d) with
+// grade g at time at: keyed by the submission, so a retry or a regrade
+// replaces it, never adds one. With out.Post PostPending it offers g to the
+// student's post: its own document, so that no write of the post races with
+// the post's lease holder (see posts.go). Set replaces the whole offer,
+// handled false, so a regrade's offer is taken up again even after the
+// first one was handled.
+func (s *Store) recordGrade(tx *firestore.Transaction, id string, d *submissionDoc, g float64, at time.Time, out service.Outcome) error {
+	if err := tx.Set(s.grades.Doc(id), map[string]any{
+		"submission_id": id, "user": d.User, "grade": g, "course": d.Course,
+		"section": d.Section, "assignment": d.Assignment, "timestamp": at,
+	}); err != nil {
+		return err
+	}
+	if out.Post != service.PostPending {
+		return nil
+	}
+	return tx.Set(s.offers.Doc(id), offerDoc{
+		Key:  service.PostKey(service.Assignment{Course: d.Course, Section: d.Section, Assignment: d.Assignment}, d.User),
+		User: d.User, Course: d.Course, Section: d.Section, Assignment: d.Assignment,
+		Grade: g, Received: d.Received, At: at.UnixMicro(), Policy: string(out.Policy),
 	})
 }
 

@@ -9,7 +9,6 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/firestore/apiv1/firestorepb"
 	"github.com/otter-service/otter-service/service"
-	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -133,20 +132,18 @@ func (s *Store) QueuePosition(ctx context.Context, id string) (int, error) {
 	if d.Status != string(service.StatusQueued) {
 		return 0, service.Errorf(service.ENOTFOUND, "Submission %q is not queued.", id)
 	}
-	iter := s.submissions.Where("status", "==", string(service.StatusQueued)).Where("received_us", "<", d.Received).
-		Select().Documents(ctx)
-	defer iter.Stop()
-	n := 1
-	for {
-		_, err := iter.Next()
-		if err == iterator.Done {
-			return n, nil
-		}
-		if err != nil {
-			return 0, mapError(err)
-		}
-		n++
+	// In the claim order (queue.go): those due earlier, then those due at
+	// the same time received earlier.
+	queued := s.submissions.Where("status", "==", string(service.StatusQueued))
+	earlier, err := count(ctx, queued.Where("not_before_us", "<", d.NotBefore))
+	if err != nil {
+		return 0, err
 	}
+	before, err := count(ctx, queued.Where("not_before_us", "==", d.NotBefore).Where("received_us", "<", d.Received))
+	if err != nil {
+		return 0, err
+	}
+	return earlier + before + 1, nil
 }
 
 // Grades implements service.Store.
@@ -193,7 +190,7 @@ func (s *Store) AppendLog(ctx context.Context, e service.LogEntry) error {
 	_, _, err := s.logs.Add(ctx, map[string]any{
 		"submission_id": e.SubmissionID, "user": e.User, "course": e.Course, "section": e.Section,
 		"assignment": e.Assignment.Assignment, "message": e.Message, "trace": e.Trace, "type": e.Type,
-		"timestamp": e.Timestamp.UTC(), "timestamp_us": e.Timestamp.UnixMicro(),
+		"timestamp": e.Timestamp.UTC(), "timestamp_us": e.Timestamp.UnixMicro(), "actor": e.Actor,
 	})
 	return mapError(err)
 }
@@ -241,11 +238,12 @@ func logEntries(snaps []*firestore.DocumentSnapshot) ([]service.LogEntry, error)
 			Type         string    `firestore:"type"`
 			Timestamp    time.Time `firestore:"timestamp"`
 			TimestampNS  int64     `firestore:"timestamp_us"`
+			Actor        string    `firestore:"actor"` // absent in entries from before it was kept
 		}
 		if err := snap.DataTo(&e); err != nil {
 			return nil, fmt.Errorf("firestore: log %s: %w", snap.Ref.ID, err)
 		}
-		out = append(out, service.LogEntry{SubmissionID: e.SubmissionID, User: e.User, Message: e.Message, Trace: e.Trace, Type: e.Type,
+		out = append(out, service.LogEntry{SubmissionID: e.SubmissionID, User: e.User, Message: e.Message, Trace: e.Trace, Type: e.Type, Actor: e.Actor,
 			Timestamp: time.UnixMicro(e.TimestampNS).UTC(), Assignment: service.Assignment{Course: e.Course, Section: e.Section, Assignment: e.Assignment}})
 	}
 	return out, nil

@@ -140,6 +140,16 @@ func Handler(svc *service.Service, auth Authenticator, cfg Config, log *slog.Log
 	g.GET("api/export/:file", a.handle(a.export))
 	g.GET("api/overview", a.handle(a.signedIn(a.overview)))
 	g.GET("staff", a.handle(a.signedIn(a.overview)))
+	// Course staff's actions (actions.go): forms at the pages' paths,
+	// JSON under api/.
+	for _, base := range []string{"", "api/"} {
+		g.POST(base+"submissions/:id/regrade", a.action(a.regrade))
+		g.POST(base+"submissions/:id/repost", a.action(a.repost))
+		g.POST(base+"submissions/:id/review", a.action(a.review))
+		g.POST(base+"regrades", a.action(a.regradeAssignment))
+		g.GET(base+"regrades/:batch", a.handle(a.signedIn(a.progress)))
+		g.GET(base+"audit", a.handle(a.signedIn(a.audit)))
+	}
 	if a.login != nil {
 		r.GET(a.login.CallbackPath(), a.handle(a.callback))
 	}
@@ -221,7 +231,7 @@ func (a *api) writeError(c *gin.Context, err error) {
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		c.Header("Retry-After", "60")
 	}
-	if c.Request.Method == http.MethodGet && a.pageRequest(c.Request) {
+	if (c.Request.Method == http.MethodGet || c.GetBool(formKey)) && a.pageRequest(c.Request) {
 		a.errorPage(c, status, body.Error.Message)
 		c.Abort()
 		return

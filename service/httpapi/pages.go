@@ -61,6 +61,7 @@ type pageData struct {
 	Staff                bool
 	Live                 bool
 	LiveEvery            int
+	Token                string // for the forms of actions (see ActionAuth)
 }
 
 // row is one submission as the pages show it.
@@ -76,9 +77,13 @@ type row struct {
 	failure                           string
 }
 
-func (a *api) page(who service.Identity, name, title string) pageData {
-	return pageData{Page: name, Title: title, Prefix: a.cfg.Prefix, HubURL: a.cfg.HubURL, User: who.Name, Staff: who.Staff(),
+func (a *api) page(r *http.Request, who service.Identity, name, title string) pageData {
+	d := pageData{Page: name, Title: title, Prefix: a.cfg.Prefix, HubURL: a.cfg.HubURL, User: who.Name, Staff: who.Staff(),
 		LiveEvery: liveEvery}
+	if d.Staff {
+		d.Token = a.actionToken(r)
+	}
+	return d
 }
 
 func (a *api) render(c *gin.Context, status int, name string, data any) error {
@@ -167,7 +172,7 @@ func (a *api) listPage(c *gin.Context, who service.Identity, resp listResponse, 
 		Rows     []row
 		Refused  []refusalResponse
 		OlderURL string
-	}{pageData: a.page(who, "list", title), Refused: resp.Refused}
+	}{pageData: a.page(c.Request, who, "list", title), Refused: resp.Refused}
 	waiting := 0
 	for _, st := range resp.Submissions {
 		if st.Status == service.StatusQueued || st.Status == service.StatusGrading {
@@ -211,7 +216,13 @@ func (a *api) submissionPage(c *gin.Context, who service.Identity, st statusResp
 		}
 		Withheld string
 		Outputs  []struct{ Name, Output string }
-	}{pageData: a.page(who, "submission", st.Assignment+" · "+st.Notebook), Row: r, Failure: r.failure}
+		Actions  *struct{ Regrade, Review, Repost bool }
+	}{pageData: a.page(c.Request, who, "submission", st.Assignment+" · "+st.Notebook), Row: r, Failure: r.failure}
+	if who.StaffOf(st.Course) {
+		finished := st.Status != service.StatusQueued && st.Status != service.StatusGrading
+		data.Actions = &struct{ Regrade, Review, Repost bool }{Regrade: finished, Review: st.Status == service.StatusNeedsReview,
+			Repost: st.Status == service.StatusGraded && a.svc.Posting()}
+	}
 	data.Live = st.Status == service.StatusQueued || st.Status == service.StatusGrading
 	withheld := 0
 	for _, q := range r.questions {

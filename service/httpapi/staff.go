@@ -108,7 +108,7 @@ func (a *api) staffPage(c *gin.Context, who service.Identity, f service.Submissi
 			row
 			Evidence string
 		}
-	}{pageData: a.page(who, "staff", title), F: f, O: o, GradesURL: a.cfg.Prefix + "api/export/grades.csv?" + query,
+	}{pageData: a.page(c.Request, who, "staff", title), F: f, O: o, GradesURL: a.cfg.Prefix + "api/export/grades.csv?" + query,
 		SubmissionsURL: a.cfg.Prefix + "api/export/submissions.csv?" + query, Policy: string(a.svc.Policy()),
 		P50: duration(o.TimeToGrade.P50), P90: duration(o.TimeToGrade.P90), Max: duration(o.TimeToGrade.Max)}
 	for _, st := range []service.Status{service.StatusQueued, service.StatusGrading, service.StatusGraded, service.StatusFailed, service.StatusNeedsReview} {

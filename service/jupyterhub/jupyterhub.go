@@ -72,6 +72,7 @@ type Auth struct {
 	apiURL       string
 	sessionKey   []byte
 	stateKey     []byte
+	actionKey    []byte // HMAC key of the action tokens
 	publicOrigin string // scheme://host of PublicURL, or ""
 	secure       bool   // cookies are Secure: the public URL is https
 	callbackPath string
@@ -155,6 +156,7 @@ func New(cfg Config) (*Auth, error) {
 	}
 	a.sessionKey = derive(cfg.APIToken, "otter-service session cookie")
 	a.stateKey = derive(cfg.APIToken, "otter-service oauth state")
+	a.actionKey = derive(cfg.APIToken, "otter-service action token")
 	return a, nil
 }
 
@@ -190,6 +192,45 @@ func (a *Auth) Authenticate(r *http.Request) (service.Identity, error) {
 		}
 	}
 	return a.resolve(r.Context(), token)
+}
+
+// ActionToken implements httpapi.ActionAuth: the token the pages of r's
+// session put in their forms, bound to the session (a new sign-in makes a
+// new one); "" without a session.
+func (a *Auth) ActionToken(r *http.Request) string {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return ""
+	}
+	if _, ok := a.session(r); !ok {
+		return ""
+	}
+	m := hmac.New(sha256.New, a.actionKey)
+	m.Write([]byte(c.Value))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// AuthenticateAction implements httpapi.ActionAuth: Authenticate for a
+// change course staff make from a page (a form, or JSON). With a JupyterHub
+// token in Authorization (which no other site can make a browser send),
+// as Authenticate; with the session cookie, r must come from the Hub's own
+// origin and carry the session's ActionToken.
+func (a *Auth) AuthenticateAction(r *http.Request, token string) (service.Identity, error) {
+	if r.Header.Get("Authorization") != "" {
+		return a.Authenticate(r)
+	}
+	session, ok := a.session(r)
+	if !ok {
+		return service.Identity{}, service.Errorf(service.EUNAUTHORIZED, "You are not signed in: open the grading service through JupyterHub and try again.")
+	}
+	if !a.sameOrigin(r) {
+		return service.Identity{}, service.Errorf(service.EFORBIDDEN, "This request did not come from a page of the grading service (its Origin is %q), so it cannot use your JupyterHub sign-in.", r.Header.Get("Origin"))
+	}
+	want := a.ActionToken(r)
+	if token == "" || want == "" || !hmac.Equal([]byte(token), []byte(want)) {
+		return service.Identity{}, service.Errorf(service.EFORBIDDEN, "This form was not made for your current sign-in (it is from an older page, or another site): reload the page and try again.")
+	}
+	return a.resolve(r.Context(), session)
 }
 
 func safeMethod(m string) bool {

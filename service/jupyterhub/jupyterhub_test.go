@@ -371,3 +371,65 @@ func TestConfig(t *testing.T) {
 		t.Errorf("authorize URL with a public URL: %q", loc)
 	}
 }
+
+// TestActionTokens: an action (a staff's form) with the session cookie
+// needs the same origin and the token of that very session; a second
+// sign-in makes another token; a Hub token in Authorization needs neither.
+func TestActionTokens(t *testing.T) {
+	h := newFakeHub(t)
+	h.codes["code-staff"], h.codes["code-staff-2"] = "tok-staff", "tok-staff"
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, h, &now)
+	cookies, _, _, err := login(t, a, "code-staff", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sessionCookie(cookies)
+	get := request(http.MethodGet, "")
+	get.AddCookie(c)
+	token := a.ActionToken(get)
+	if len(token) != 32 {
+		t.Fatalf("ActionToken = %q", token)
+	}
+	if got := a.ActionToken(request(http.MethodGet, "")); got != "" {
+		t.Errorf("ActionToken without a session = %q", got)
+	}
+	cookies2, _, _, err := login(t, a, "code-staff-2", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := request(http.MethodGet, "")
+	other.AddCookie(sessionCookie(cookies2))
+	if a.ActionToken(other) == token {
+		t.Fatal("two sign-ins have the same action token")
+	}
+	same := []string{"Origin", "http://hub.example:8000", "Content-Type", "application/x-www-form-urlencoded"}
+	for _, tt := range []struct {
+		name   string
+		cookie *http.Cookie
+		auth   string
+		kv     []string
+		token  string
+		code   string
+	}{
+		{"same origin, its token", c, "", same, token, ""},
+		{"Sec-Fetch-Site same-origin, its token", c, "", []string{"Sec-Fetch-Site", "same-origin"}, token, ""},
+		{"no token", c, "", same, "", service.EFORBIDDEN},
+		{"another session's token", c, "", same, a.ActionToken(other), service.EFORBIDDEN},
+		{"a token for another session's cookie", sessionCookie(cookies2), "", same, token, service.EFORBIDDEN},
+		{"cross-site form with its token", c, "", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}, token, service.EFORBIDDEN},
+		{"foreign Origin with its token", c, "", []string{"Origin", "https://evil.example"}, token, service.EFORBIDDEN},
+		{"no Origin with its token", c, "", nil, token, service.EFORBIDDEN},
+		{"no session", nil, "", same, token, service.EUNAUTHORIZED},
+		{"a Hub token", nil, "token tok-staff", nil, "", ""},
+	} {
+		r := request(http.MethodPost, tt.auth, tt.kv...)
+		if tt.cookie != nil {
+			r.AddCookie(tt.cookie)
+		}
+		who, err := a.AuthenticateAction(r, tt.token)
+		if service.ErrorCode(err) != tt.code || tt.code == "" && (who.Name != "ta" || !who.Staff()) {
+			t.Errorf("%s: %+v, %v; want code %q", tt.name, who, err, tt.code)
+		}
+	}
+}
