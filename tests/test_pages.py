@@ -53,9 +53,13 @@ def test_student_pages_in_chromium(hub, chromium):
     resp = hub.request("POST", PREFIX, token=token, headers={"Content-Type": "application/json"}, data=json.dumps({"nb": refused_nb}))
     assert resp.status_code == 422, resp.text
 
-    # Signed in to the Hub, the student opens the service (as from the Services menu).
+    # Signed in to the Hub, the student opens the service from the Hub's Services menu.
     hub.browser_login(chromium, "student2")
-    chromium.get(hub.url + PREFIX)
+    chromium.find_element(By.LINK_TEXT, "Services").click()
+    item = chromium.find_element(By.CSS_SELECTOR, f'a.dropdown-item[href="{PREFIX}"]')
+    WebDriverWait(chromium, 10).until(lambda d: item.is_displayed())
+    assert item.text == "otter_grade", item.text
+    item.click()
     WebDriverWait(chromium, 30).until(lambda d: d.find_elements(By.TAG_NAME, "h1") and d.find_element(By.TAG_NAME, "h1").text == "My submissions")
     # live.js replaces the page's content every few seconds while the
     # submission waits, so elements are read in one script (an element

@@ -27,6 +27,10 @@ c.JupyterHub.services.append(
         # in. The Submit button's first POST goes through the Hub's authorize
         # step and cannot answer such a page.
         "oauth_no_confirm": True,
+        # Listed in the Hub's Services menu, for those who may use it: the
+        # service's pages (a student's submissions and grades, the course
+        # staff's overview) open from there.
+        "display": True,
         # Where the Hub sends the browser back after signing in; the service
         # must be given the same value as JUPYTERHUB_OAUTH_CALLBACK_URL.
         "oauth_redirect_uri": "/services/otter_grade/oauth_callback",

@@ -21,6 +21,10 @@ c.JupyterHub.services.append(
         # Where the proxy reaches it: the same address as OTTER_LISTEN.
         "url": "http://127.0.0.1:10101",
         "oauth_no_confirm": True,
+        # Listed in the Hub's Services menu, for those who may use it: the
+        # service's pages (a student's submissions and grades, the course
+        # staff's overview) open from there.
+        "display": True,
         # The Hub passes only these variables, its own JUPYTERHUB_* ones and a
         # few of its environment's (PATH, the locale); everything else the
         # service reads goes here, DOCKER_HOST included if the engine is not
