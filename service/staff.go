@@ -145,7 +145,8 @@ func commitWords(commit string) string {
 // queued or being graded are left alone. Course staff of a.Course only.
 //
 // Returns EFORBIDDEN, EINVALID for an unknown which or a missing course
-// or assignment, EUNAVAILABLE if the course repository cannot be read.
+// or assignment, EUNAVAILABLE if the course repository cannot be read or
+// the regrades would take more than half of a bounded queue (MaxQueue).
 func (s *Service) RegradeAssignment(ctx context.Context, who Identity, a Assignment, which string) (*Batch, error) {
 	if !who.StaffOf(a.Course) {
 		return nil, errNotStaff("regrade submissions")
@@ -183,6 +184,18 @@ func (s *Service) RegradeAssignment(ctx context.Context, who Identity, a Assignm
 			continue
 		}
 		chosen = append(chosen, sub)
+	}
+	// Regrades must not crowd out what students submit: with a bound on
+	// the queue, they may take at most half of it.
+	if s.cfg.MaxQueue > 0 && len(chosen) > 0 {
+		n, err := s.queued(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if n+len(chosen) > s.cfg.MaxQueue/2 {
+			return nil, Errorf(EUNAVAILABLE, "Regrading %d submissions now would take more than half of the queue (%d are waiting; it holds %d), so nothing was regraded. Try again when fewer are waiting, or a section at a time.",
+				len(chosen), n, s.cfg.MaxQueue)
+		}
 	}
 	// Requeued a few at a time; one that changed meanwhile (a worker took
 	// it, another request requeued it) is skipped.

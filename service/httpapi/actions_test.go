@@ -297,3 +297,35 @@ func getStatusAs(t *testing.T, u, user string) status {
 	json.Unmarshal(b, &st)
 	return st
 }
+
+// TestRegradesLeaveRoomForStudents: with a bound on the queue, a regrade
+// that would take more than half of it is refused, naming why, and
+// nothing is requeued.
+func TestRegradesLeaveRoomForStudents(t *testing.T) {
+	runner := &bySubmission{results: [][]*grading.Result{{result(0.5)}, {result(0.5)}, {result(0.5)}}}
+	srv := newServerWith(t, runner, users, service.Config{MaxQueue: 4})
+	srv.runWorkers(t)
+	var ids []string
+	for _, user := range []string{"alice", "bob", "carol"} {
+		r, _ := http.NewRequest(http.MethodPost, srv.URL+prefix, strings.NewReader(notebook("lab01")))
+		r.Header.Set("X-Test-User", user)
+		r.Header.Set("Content-Type", "application/json")
+		_, b := do(t, r)
+		var s submitted
+		json.Unmarshal(b, &s)
+		waitFor(t, func() bool { return getStatusAs(t, srv.URL+s.StatusURL, user).Status == "graded" })
+		ids = append(ids, s.ID)
+	}
+	r, _ := http.NewRequest(http.MethodPost, srv.URL+prefix+"api/regrades", strings.NewReader(`{"course": "8x", "assignment": "lab01", "which": "latest"}`))
+	r.Header.Set("X-Test-User", "ta")
+	r.Header.Set("Content-Type", "application/json")
+	resp, body := do(t, r)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "more than half of the queue") {
+		t.Fatalf("a regrade of 3 with a queue of 4: %d %s; want 503", resp.StatusCode, body)
+	}
+	for _, id := range ids {
+		if sub, err := srv.store.Submission(context.Background(), id); err != nil || sub.Status != service.StatusGraded {
+			t.Errorf("after the refused regrade, %s = %+v, %v", id, sub, err)
+		}
+	}
+}
