@@ -158,7 +158,9 @@ type Store interface {
 	// many posts are queued or posting.
 	Counts(ctx context.Context) (Counts, error)
 
-	// InFlight returns how many of user's submissions are queued or grading.
+	// InFlight returns how many of user's submissions are queued or
+	// grading, not counting those course staff put back in the queue (a
+	// Batch): the bound on what one student has in flight is the student's.
 	InFlight(ctx context.Context, user string) (int, error)
 
 	// Close releases the store's resources.

@@ -359,6 +359,6 @@ func (s *Store) Counts(ctx context.Context) (service.Counts, error) {
 // InFlight implements service.Store.
 func (s *Store) InFlight(ctx context.Context, user string) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM submissions WHERE user = ? AND status IN ('queued', 'grading')`, user).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM submissions WHERE user = ? AND status IN ('queued', 'grading') AND batch IS NULL`, user).Scan(&n)
 	return n, mapError(err)
 }

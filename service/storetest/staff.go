@@ -61,6 +61,12 @@ func testRequeue(t *testing.T, s service.Store) {
 	if w := task(t, s, a).Want; !w.Same(grade(a, 0.25)) {
 		t.Errorf("while regrading, the post wants %+v; want the old grade", w)
 	}
+	if n, err := s.InFlight(ctx, "alice"); err != nil || n != 0 {
+		t.Errorf("InFlight of a student whose submission staff requeued = %d, %v; want 0 (the bound is the student's)", n, err)
+	}
+	if n, err := s.InFlight(ctx, "carol"); err != nil || n != 1 {
+		t.Errorf("InFlight of a student with one queued = %d, %v; want 1", n, err)
+	}
 	wantCode(t, "Requeue of a queued submission", s.Requeue(ctx, a.ID, service.Requeue{At: at}), service.ECONFLICT)
 	wantCode(t, "Requeue of nothing", s.Requeue(ctx, "no-such-id", service.Requeue{At: at}), service.ENOTFOUND)
 
