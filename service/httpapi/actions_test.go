@@ -160,8 +160,16 @@ func TestStaffActions(t *testing.T) {
 	}
 	waitFor(t, func() bool { return posted(bob) == 1 })
 
+	// Regrade the failed ones: carol's.
+	code, body = req("gsi", http.MethodPost, "api/regrades", "application/x-www-form-urlencoded", "course=8x&assignment=lab01&which=failed")
+	if code != http.StatusAccepted || !strings.Contains(body, `"requeued":1`) {
+		t.Fatalf("regrade of the failed: %d %s", code, body)
+	}
+	waitFor(t, func() bool { st := statusOf(carol); return st.Status == "graded" && *st.Grade == 0.4 })
+	waitFor(t, func() bool { return posted(carol) == 1 })
+
 	// Regrade the assignment's newest submissions: alice's second, bob's
-	// and carol's (failed), not alice's first.
+	// and carol's, not alice's first.
 	code, body = req("ta", http.MethodPost, "api/regrades", "application/json", `{"course": "8x", "assignment": "lab01", "which": "latest"}`)
 	var batch struct {
 		Batch       string `json:"batch"`
@@ -212,7 +220,7 @@ func TestStaffActions(t *testing.T) {
 	for _, e := range audit.Entries {
 		got = append(got, e.By+" "+strings.Fields(e.Action)[0]+" "+e.Submission)
 	}
-	want := []string{"gsi asked " + carol, "ta asked ", "ta accepted " + bob, "gsi asked " + alice2}
+	want := []string{"gsi asked " + carol, "ta asked ", "gsi asked ", "ta accepted " + bob, "gsi asked " + alice2}
 	if strings.Join(got, "|") != strings.Join(want, "|") || audit.Entries[1].Batch != batch.Batch {
 		t.Errorf("audit log:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
