@@ -52,7 +52,7 @@ func (s *Service) Overview(ctx context.Context, who Identity, f SubmissionFilter
 	groups := map[string]*FailureGroup{}
 	for _, sub := range subs { // newest first
 		o.ByStatus[sub.Status]++
-		if !sub.FinishedAt.IsZero() {
+		if !sub.FinishedAt.IsZero() && sub.Batch == "" { // a regrade's time is the staff's, not the student's wait
 			took = append(took, sub.FinishedAt.Sub(sub.ReceivedAt))
 		}
 		switch sub.Status {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/otter-service/otter-service/grading"
 	"github.com/otter-service/otter-service/service"
@@ -231,7 +232,10 @@ func TestStaffActions(t *testing.T) {
 // only, the progress and audit pages show them.
 func TestStaffActionPages(t *testing.T) {
 	runner := &bySubmission{results: [][]*grading.Result{{result(0.5), result(0.75)}}}
-	srv := newServerWithAPI(t, runner, users, service.Config{}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20})
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	srv := newServerWithAPI(t, runner, users, service.Config{Now: clock}, httpapi.Config{Prefix: prefix, MaxBodySize: 1 << 20})
 	srv.runWorkers(t)
 	client := noRedirects()
 	page := func(user, method, path string, form url.Values) (*http.Response, string) {
@@ -273,6 +277,10 @@ func TestStaffActionPages(t *testing.T) {
 		t.Errorf("the overview lacks the assignment's regrade form:\n%s", body)
 	}
 
+	// A day later (the clock is the service's).
+	mu.Lock()
+	now = now.Add(24 * time.Hour)
+	mu.Unlock()
 	resp, body := page("ta", http.MethodPost, "regrades", url.Values{"course": {"8x"}, "assignment": {"lab01"}, "which": {"latest"}})
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, prefix+"regrades/") {
@@ -284,6 +292,16 @@ func TestStaffActionPages(t *testing.T) {
 	_, body = page("ta", http.MethodGet, strings.TrimPrefix(loc, prefix), nil)
 	if !strings.Contains(body, "1 of 1 regraded.") || !strings.Contains(body, "<progress") {
 		t.Errorf("the progress page:\n%s", body)
+	}
+	// Time to grade is the students' wait: a regrade a day later is left out.
+	r, _ = http.NewRequest(http.MethodGet, srv.URL+prefix+"api/overview?course=8x&assignment=lab01", nil)
+	r.Header.Set("X-Test-User", "ta")
+	_, b = do(t, r)
+	var o struct {
+		TimeToGrade map[string]float64 `json:"time_to_grade_seconds"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil || o.TimeToGrade["max"] >= 3600 {
+		t.Errorf("the overview's time to grade after a regrade: %s", b)
 	}
 	// A form's error is a page too.
 	resp, body = page("alice", http.MethodPost, "submissions/"+s.ID+"/regrade", url.Values{})
