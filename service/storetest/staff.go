@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -247,7 +248,7 @@ func testAuditLog(t *testing.T, s service.Store) {
 	for _, e := range got {
 		msgs = append(msgs, e.Actor+": "+e.Message)
 	}
-	if want := []string{"ta: accepted", "prof: regrade of lab01 asked", "ta: regrade asked"}; !equal(msgs, want) {
+	if want := []string{"ta: accepted", "prof: regrade of lab01 asked", "ta: regrade asked"}; !slices.Equal(msgs, want) {
 		t.Errorf("AuditLog = %q; want %q", msgs, want)
 	}
 	if got, _ := s.AuditLog(ctx, "8x", t0.Add(time.Minute), 1); len(got) != 1 || got[0].Message != "accepted" {
@@ -259,16 +260,4 @@ func testAuditLog(t *testing.T, s service.Store) {
 	if refused, _ := s.Refusals(ctx, "", t0, 10); len(refused) != 0 {
 		t.Errorf("Refusals with no user = %+v; audit entries are not refusals", refused)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
