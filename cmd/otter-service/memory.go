@@ -35,13 +35,28 @@ func returnIdleMemory(ctx context.Context, every time.Duration, limit uint64, st
 	}
 }
 
+// staleLive is how old the last collection may be for its live heap to
+// count: one made during a burst saw the burst's data live, and an idle
+// process makes no other for two minutes, so beyond that the live heap is
+// taken as nothing and what the process holds over the limit is handed
+// back (the collection that does it finds the live heap afresh).
+const staleLive = 30 * time.Second
+
+// gcSeen is the collection count memoryStats saw last, and when it changed.
+var gcSeen struct {
+	cycles uint64
+	at     time.Time
+}
+
 // memoryStats returns the memory the runtime holds from the system, and
-// the heap that the last collection found live.
+// the heap that the last collection found live (0 if it is older than
+// staleLive).
 func memoryStats() (held, live uint64) {
 	s := []metrics.Sample{
 		{Name: "/memory/classes/total:bytes"},
 		{Name: "/memory/classes/heap/released:bytes"},
 		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/cycles/total:gc-cycles"},
 	}
 	metrics.Read(s)
 	for _, x := range s {
@@ -49,7 +64,13 @@ func memoryStats() (held, live uint64) {
 			return 0, 0
 		}
 	}
-	return s[0].Value.Uint64() - s[1].Value.Uint64(), s[2].Value.Uint64()
+	held, live = s[0].Value.Uint64()-s[1].Value.Uint64(), s[2].Value.Uint64()
+	if n := s[3].Value.Uint64(); n != gcSeen.cycles || gcSeen.at.IsZero() {
+		gcSeen.cycles, gcSeen.at = n, time.Now()
+	} else if time.Since(gcSeen.at) > staleLive {
+		live = 0
+	}
+	return held, live
 }
 
 func freeMemory() { debug.FreeOSMemory() }
