@@ -193,10 +193,7 @@ func (s *Service) queue(ctx context.Context, id string, who Identity, a Assignme
 		return nil, err
 	}
 	s.queuedOne()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.wakeWorkers()
 	s.logger(sub).Info("submission accepted", "bytes", len(notebook), "notebook", sub.GradingName())
 	s.record(ctx, sub, LogInfo, "submission accepted", "")
 	return sub, nil

@@ -83,6 +83,8 @@ func (s *Service) audit(ctx context.Context, who Identity, sub *Submission, mess
 	}
 }
 
+// wakeWorkers tells an idle worker that there is work; wakePosts, the
+// posting loop.
 func (s *Service) wakeWorkers() {
 	select {
 	case s.wake <- struct{}{}:

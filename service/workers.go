@@ -250,10 +250,7 @@ func (s *Service) finish(ctx context.Context, sub *Submission, lease *Lease, out
 		cancel()
 		if err == nil {
 			if out.Post == PostPending {
-				select {
-				case s.postWake <- struct{}{}:
-				default:
-				}
+				s.wakePosts()
 			}
 			return
 		}

@@ -250,10 +250,7 @@ func (a *api) progress(c *gin.Context, who service.Identity) error {
 	if err := only(q, "course"); err != nil {
 		return err
 	}
-	course := q.Get("course")
-	if course == "" && !who.Admin && len(who.Courses) == 1 {
-		course = who.Courses[0]
-	}
+	course := staffCourse(who, q.Get("course"))
 	p, err := a.svc.Progress(c, who, course, c.Param("batch"))
 	if err != nil {
 		return err
@@ -307,10 +304,7 @@ func (a *api) audit(c *gin.Context, who service.Identity) error {
 	if err := only(q, "course", "days"); err != nil {
 		return err
 	}
-	course := q.Get("course")
-	if course == "" && !who.Admin && len(who.Courses) == 1 {
-		course = who.Courses[0]
-	}
+	course := staffCourse(who, q.Get("course"))
 	if course == "" {
 		return service.Errorf(service.EINVALID, "Name the course (course=...).")
 	}

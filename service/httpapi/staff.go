@@ -42,8 +42,8 @@ func (a *api) overview(c *gin.Context, who service.Identity) error {
 	if err != nil {
 		return err
 	}
-	if f.Course == "" && !who.Admin && len(who.Courses) == 1 { // the staff of one course: theirs
-		f.Course = who.Courses[0]
+	if c := staffCourse(who, f.Course); c != f.Course {
+		f.Course = c
 		q.Set("course", f.Course)
 	}
 	o, err := a.svc.Overview(c, who, f)
@@ -71,6 +71,15 @@ func (a *api) overview(c *gin.Context, who service.Identity) error {
 		return nil
 	}
 	return a.staffPage(c, who, f, q.Encode(), o, resp)
+}
+
+// staffCourse is the course a staff page is about: the one asked for, or,
+// for the staff of one course who name none, theirs.
+func staffCourse(who service.Identity, course string) string {
+	if course == "" && !who.Admin && len(who.Courses) == 1 {
+		return who.Courses[0]
+	}
+	return course
 }
 
 // histBar is one bar of the grade histogram.
