@@ -148,6 +148,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		} else if n > 0 {
 			log.Warn("removed grading containers left by an earlier run; their submissions are graded again", "containers", n)
 		}
+		dr.StartSpares()
 		runner = dr
 	}
 	if cfg.Posting.Enabled {

@@ -3,7 +3,7 @@
 // docker.io engine, API 1.41, works as well as current engines).
 //
 // Each job gets a container from the grading image with a size-limited tmpfs
-// volume at /autograder, laid out by jobArchive: the autograder and the
+// volume at /autograder, laid out by layout: the autograder and the
 // results for the grader's uid only, a working directory for the student's.
 // Two execs run in it: the notebook's kernel, as the student's uid, and the
 // grader (harness/grader.py), as the grader's uid, which runs the notebook
@@ -120,9 +120,9 @@ type Runner struct {
 	limits   Limits
 	instance string
 
-	// Containers started ahead of need, so a grading does not wait for one
-	// to be created and started.
-	warm    chan *box
+	// Containers started ahead of need, with warm graders in them (see
+	// warm.go).
+	spares  spares
 	mu      sync.Mutex // guards closed and refills.Add
 	closed  bool
 	once    sync.Once
@@ -148,6 +148,7 @@ type Runner struct {
 type box struct {
 	key        string // its LabelBox
 	id, volume string
+	warm       *warmGrader // its kernel and grader started ahead; nil if none
 }
 
 // LabelBox labels a grading container and its volume with the key the
@@ -163,11 +164,19 @@ const (
 
 var _ grading.Runner = (*Runner)(nil)
 
+// Option changes how a Runner works.
+type Option func(*Runner)
+
+// ColdGraders starts no grader ahead in the spare containers: each grading
+// starts its kernel and grader itself (see warm.go).
+func ColdGraders() Option { return func(r *Runner) { r.spares.graders = false } }
+
 // New connects to the engine named by the environment (DOCKER_HOST, or the
-// local socket) and returns a runner using image. It keeps up to warm
-// containers started ahead of need (0: none), and builds per-assignment
+// local socket) and returns a runner using image. It keeps spare
+// containers started ahead of need, with warm graders in them, for warm
+// gradings at once (0: none; see warm.go), and builds per-assignment
 // images as builds says.
-func New(image, instance string, limits Limits, warm int, builds Builds) (*Runner, error) {
+func New(image, instance string, limits Limits, warm int, builds Builds, opts ...Option) (*Runner, error) {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w", err)
@@ -178,9 +187,14 @@ func New(image, instance string, limits Limits, warm int, builds Builds) (*Runne
 		log = slog.Default()
 	}
 	r := &Runner{cli: cli, image: image, limits: limits, instance: instance,
-		warm: make(chan *box, max(warm, 0)), builds: builds, log: log,
+		spares: spares{byImage: map[string][]*box{}, pending: map[string]int{}, demand: map[string][]time.Time{},
+			workers: max(warm, 0), graders: true, defImage: image},
+		builds: builds, log: log,
 		live: map[string]bool{}, stopReap: make(chan struct{}),
 		building: map[string]*sync.Mutex{}, failed: map[string]*failedBuild{}}
+	for _, o := range opts {
+		o(r)
+	}
 	r.reaped.Add(1)
 	go r.reapLoop()
 	return r, nil
@@ -204,6 +218,7 @@ func (r *Runner) reapLoop() {
 		}
 		last = time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), reapRetry)
+		r.trimSpares(ctx)
 		n, err := r.Reap(ctx)
 		cancel()
 		switch {
@@ -283,7 +298,7 @@ func removeVolume(ctx context.Context, cli *client.Client, name string) error {
 	}
 }
 
-// Close removes the containers kept warm and releases the connection to the
+// Close removes the spare containers and releases the connection to the
 // engine.
 func (r *Runner) Close() error {
 	var err error
@@ -292,10 +307,7 @@ func (r *Runner) Close() error {
 		r.closed = true
 		r.mu.Unlock()
 		r.refills.Wait()
-		close(r.warm)
-		for b := range r.warm {
-			r.discard(context.Background(), b)
-		}
+		r.closeSpares()
 		close(r.stopReap)
 		r.reaped.Wait()
 		if r.leftover.Load() { // one last try
@@ -350,6 +362,8 @@ func (r *Runner) RemoveOrphans(ctx context.Context) (int, error) {
 type Timing struct {
 	Total     time.Duration // Run, from start to end
 	Container time.Duration // the container's own run: otter grading
+	Path      Path          // warm or cold
+	Image     string        // the image it was graded in
 }
 
 // Run implements grading.Runner.
@@ -369,11 +383,7 @@ func (r *Runner) RunTimed(ctx context.Context, job grading.Job) (res *grading.Re
 func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*grading.Result, error) {
 	// The archive first: a broken zip is the submission's assignment's
 	// problem, found before any container exists.
-	conn, err := kernelConnection()
-	if err != nil {
-		return nil, err
-	}
-	archive, err := jobArchive(job, conn)
+	archive, err := layout(&job, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -390,13 +400,54 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	if err != nil {
 		return nil, err
 	}
-	b, err := r.take(ctx, image)
-	if err != nil {
-		return nil, err
+	// A spare: warm when it has a grader started ahead, which an
+	// assignment that cannot be graded warm must not take.
+	eligible, coldWhy := warmEligible(ag)
+	if !r.spares.graders {
+		coldWhy = "warm graders are off"
 	}
-	defer r.discard(cleanup, b)
-	r.refill()
+	var b *box
+	if eligible || !r.spares.graders {
+		b = r.takeSpare(image)
+	}
+	if b != nil && b.warm != nil {
+		// A kernel that died waiting (nothing of the student's ran in it)
+		// is the spare's trouble: take a new container.
+		if ins, err := r.cli.ContainerExecInspect(ctx, b.warm.kernelID); err != nil || !ins.Running {
+			r.log.Warn("a spare's kernel ended while it waited; grading in a new container", "err", err)
+			r.drop(cleanup, b)
+			b = nil
+		}
+	}
+	if b == nil {
+		if b, err = r.prepare(ctx, image); err != nil {
+			return nil, err
+		}
+		if coldWhy == "" {
+			coldWhy = "no spare was ready"
+		}
+	}
+	defer r.drop(cleanup, b)
+	r.refill(image)
 	id := b.id
+	timing.Path, timing.Image = PathCold, image
+	if b.warm != nil {
+		timing.Path, coldWhy = PathWarm, ""
+	} else {
+		// The grader and the kernel's connection file, then the job.
+		conn, err := kernelConnection()
+		if err != nil {
+			return nil, err
+		}
+		spare, err := spareArchive(conn)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.cli.CopyToContainer(ctx, id, "/autograder", bytes.NewReader(spare), container.CopyToContainerOptions{}); err != nil {
+			return nil, fmt.Errorf("copying the grader into its container: %w", err)
+		}
+	}
+	r.log.Info("grading", "submission", job.ID, "path", timing.Path, "why_cold", coldWhy, "image", image)
 	if err := r.cli.CopyToContainer(ctx, id, "/autograder", bytes.NewReader(archive), container.CopyToContainerOptions{}); err != nil {
 		return nil, fmt.Errorf("copying the job into its container: %w", err)
 	}
@@ -404,37 +455,22 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	over := make(chan struct{})
 	out := &grading.OutputBuffer{Max: r.limits.Output, OnOverflow: func() { close(over) }}
 	started := time.Now()
-	// The student's side: the notebook's kernel, as its own uid.
-	kernel, kernelID, err := r.start(ctx, id, container.ExecOptions{User: student, WorkingDir: "/autograder/submission",
-		Env: studentEnv, Cmd: kernelCommand}, out)
-	if err != nil {
-		return nil, fmt.Errorf("starting the notebook's kernel: %w", err)
+	g := b.warm
+	if g != nil {
+		if err := g.start(out); err != nil {
+			return nil, fmt.Errorf("handing the job to its warm grader: %w", err)
+		}
+	} else if g, err = r.startCold(ctx, id, out); err != nil {
+		return nil, err
+	} else {
+		defer g.close()
 	}
-	defer kernel.Close()
 	// The kernel's end, seen by the engine (a process the notebook forks
 	// may keep the kernel's output open, so its stream does not tell).
 	watch, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	kernelGone := r.watchExec(watch, kernelID)
-	// The grader's side, which drives the kernel and writes results.json.
-	exec, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
-		User: user, WorkingDir: "/autograder", Env: graderEnv, Cmd: graderCommand, AttachStdout: true, AttachStderr: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating the grading command: %w", err)
-	}
-	attach, err := r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("starting the grading command: %w", err)
-	}
-	defer attach.Close()
-	finished := make(chan struct{})
-	var streamErr error // set before finished is closed
-	go func() {
-		defer close(finished)
-		_, streamErr = stdcopy.StdCopy(out, out, attach.Reader) // until the command ends, or the connection breaks
-	}()
-
+	kernelGone := r.watchExec(watch, g.kernelID)
+	finished := g.finished
 	timer := time.NewTimer(r.limits.Timeout)
 	defer timer.Stop()
 	var timedOut, tooMuch, kernelDied bool
@@ -470,14 +506,18 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		// trouble, not the notebook's, and the submission is graded again.
 		r.killStudent(cleanup, id)
 		paused := r.cli.ContainerPause(cleanup, id) == nil
-		ins, err := r.cli.ContainerExecInspect(cleanup, exec.ID)
+		ins, err := r.cli.ContainerExecInspect(cleanup, g.graderID)
 		if err != nil {
 			kill()
 			return nil, fmt.Errorf("inspecting the grading command: %w", err)
 		}
 		if ins.Running {
 			kill()
-			return nil, fmt.Errorf("the connection to the Docker engine broke while the grading command still ran (%v)", streamErr)
+			return nil, fmt.Errorf("the connection to the Docker engine broke while the grading command still ran (%v)", g.streamErr)
+		}
+		if timing.Path == PathWarm && !g.tookJob() {
+			kill()
+			return nil, fmt.Errorf("the warm grader ended (status %d) before it took the job: %s", ins.ExitCode, out.Tail())
 		}
 		exitCode = ins.ExitCode
 		data, resultsErr = r.results(cleanup, id)
@@ -521,6 +561,37 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		return nil, grading.FailedError(why, log)
 	}
 	return grading.ParseResultsFor(data, ag)
+}
+
+// startCold starts the kernel, then the grader, in container id, their
+// output going to out.
+func (r *Runner) startCold(ctx context.Context, id string, out io.Writer) (*warmGrader, error) {
+	g := &warmGrader{took: make(chan struct{}), finished: make(chan struct{})}
+	var err error
+	// The student's side: the notebook's kernel, as its own uid.
+	if g.kernel, g.kernelID, err = r.start(ctx, id, container.ExecOptions{User: student, WorkingDir: "/autograder/submission",
+		Env: studentEnv, Cmd: kernelCommand}, out); err != nil {
+		return nil, fmt.Errorf("starting the notebook's kernel: %w", err)
+	}
+	// The grader's side, which drives the kernel and writes results.json.
+	exec, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
+		User: user, WorkingDir: "/autograder", Env: graderEnv, Cmd: graderCommand, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		g.kernel.Close()
+		return nil, fmt.Errorf("creating the grading command: %w", err)
+	}
+	g.graderID = exec.ID
+	if g.grader, err = r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{}); err != nil {
+		g.kernel.Close()
+		return nil, fmt.Errorf("starting the grading command: %w", err)
+	}
+	close(g.took)
+	go func() {
+		defer close(g.finished)
+		_, g.streamErr = stdcopy.StdCopy(out, out, g.grader.Reader) // until the command ends, or the connection breaks
+	}()
+	return g, nil
 }
 
 // Environments and users of what runs in a grading container: the grader
@@ -589,48 +660,6 @@ func (r *Runner) killStudent(ctx context.Context, id string) {
 	}
 	defer attach.Close()
 	io.Copy(io.Discard, io.LimitReader(attach.Reader, 64<<10))
-}
-
-// take returns a started container of image: a warm one if there is one
-// (warm ones are of the grading image), else a new one.
-func (r *Runner) take(ctx context.Context, image string) (*box, error) {
-	if image != r.image {
-		return r.prepare(ctx, image)
-	}
-	select {
-	case b := <-r.warm:
-		return b, nil
-	default:
-		return r.prepare(ctx, image)
-	}
-}
-
-// refill starts a container for the pool in the background, if the pool
-// has room.
-func (r *Runner) refill() {
-	if cap(r.warm) == 0 || len(r.warm) >= cap(r.warm) {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return
-	}
-	r.refills.Add(1)
-	go func() {
-		defer r.refills.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		b, err := r.prepare(ctx, r.image)
-		if err != nil {
-			return // the next grading makes its own
-		}
-		select {
-		case r.warm <- b:
-		default:
-			r.discard(ctx, b)
-		}
-	}()
 }
 
 // prepare creates and starts a grading container with a fresh volume. The
@@ -792,7 +821,7 @@ func (r *Runner) results(ctx context.Context, id string) ([]byte, error) {
 	return data, nil
 }
 
-// jobArchive builds the tar copied to /autograder. What the student's side
+// layout builds the tar copied to /autograder. What the student's side
 // (the kernel, uid studentUID) may touch and what it may not:
 //
 //	source/      the zip's contents: tests, config      grader, 0700
@@ -807,13 +836,21 @@ func (r *Runner) results(ctx context.Context, id string) ([]byte, error) {
 // The zip is read with courseconfig.CheckZip's limits on entry count
 // (MaxZipEntries) and total unpacked size (MaxZipUnpacked), and no entry
 // that would land outside its directory.
-func jobArchive(job grading.Job, kernelConnection []byte) ([]byte, error) {
-	zr, err := zip.NewReader(bytes.NewReader(job.Autograder), int64(len(job.Autograder)))
-	if err != nil {
-		return nil, zipError("it is not a zip file (%v)", err)
-	}
-	if len(zr.File) > courseconfig.MaxZipEntries {
-		return nil, zipError("it has more than %d entries", courseconfig.MaxZipEntries)
+//
+// A spare gets the directories, the grader and the connection file before
+// any job is known (job nil); the job then brings the rest (kernelConnection
+// nil).
+func layout(job *grading.Job, kernelConnection []byte) ([]byte, error) {
+	var zr *zip.Reader
+	if job != nil {
+		var err error
+		zr, err = zip.NewReader(bytes.NewReader(job.Autograder), int64(len(job.Autograder)))
+		if err != nil {
+			return nil, zipError("it is not a zip file (%v)", err)
+		}
+		if len(zr.File) > courseconfig.MaxZipEntries {
+			return nil, zipError("it has more than %d entries", courseconfig.MaxZipEntries)
+		}
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -840,6 +877,20 @@ func jobArchive(job grading.Job, kernelConnection []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+	if kernelConnection != nil {
+		if err := file("harness/grader.py", graderUID, 0o644, harness); err != nil {
+			return nil, err
+		}
+		if err := file("kernel/kernel.json", graderUID, 0o644, kernelConnection); err != nil {
+			return nil, err
+		}
+	}
+	if job == nil {
+		if err := tw.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
 	nb := path.Base(job.NotebookName)
 	if nb == "." || nb == "/" || !strings.HasSuffix(nb, ".ipynb") {
 		nb = "submission.ipynb"
@@ -851,8 +902,6 @@ func jobArchive(job grading.Job, kernelConnection []byte) ([]byte, error) {
 		mode int64
 		data []byte
 	}{
-		{"harness/grader.py", graderUID, 0o644, harness},
-		{"kernel/kernel.json", graderUID, 0o644, kernelConnection},
 		{"job/job.json", graderUID, 0o600, jobJSON},
 		// What otter run writes for plugins to read (on Gradescope, the
 		// submission's metadata): nothing is known about earlier submissions.

@@ -14,7 +14,7 @@ import (
 // TestZipLimitsAgreeWithCheckCourse checks that the runner refuses a zip
 // beyond courseconfig's limits for the reason check-course and the course
 // source (courseconfig.CheckZip) give, so neither accepts a zip the other
-// refuses. It needs no Docker: jobArchive unpacks the zip before any
+// refuses. It needs no Docker: layout unpacks the zip before any
 // container is made.
 func TestZipLimitsAgreeWithCheckCourse(t *testing.T) {
 	// An entry that declares itself one byte larger than MaxZipUnpacked
@@ -51,7 +51,7 @@ func TestZipLimitsAgreeWithCheckCourse(t *testing.T) {
 			t.Errorf("%s: courseconfig.CheckZip accepted the zip", name)
 			continue
 		}
-		_, runErr := jobArchive(grading.Job{NotebookName: "lab01.ipynb", Notebook: []byte("{}"), Autograder: data}, []byte("{}"))
+		_, runErr := layout(&grading.Job{NotebookName: "lab01.ipynb", Notebook: []byte("{}"), Autograder: data}, nil)
 		if runErr == nil || !strings.Contains(runErr.Error(), checkErr.Error()) {
 			t.Errorf("%s: the runner says %v; want it to refuse the zip because %s, as check-course does", name, runErr, checkErr)
 		}

@@ -2,7 +2,8 @@
 running as the grader's uid, while the notebook's kernel runs as the
 student's uid.
 
-    python3 -I grader.py /autograder
+    python3 -I grader.py /autograder            # a cold grader
+    python3 -I grader.py /autograder --warm     # started ahead: waits for "go"
 
 The Docker runner lays out /autograder (see grading/docker) and starts the
 kernel (ipykernel, as the student) on the connection file kernel/kernel.json
@@ -643,7 +644,32 @@ def safe_parse(source):
         return ast.Module(body=[], type_ignores=[])
 
 
-def grade(root):
+# Said to the kernel before the notebook's first cell: the import system
+# looks at the working directory afresh (a warm kernel started before the
+# notebook and the assignment's files were there).
+KERNEL_JOB = r'''
+import importlib as _otter_service_importlib
+_otter_service_importlib.invalidate_caches()
+del _otter_service_importlib
+'''
+
+# What the warm grader writes on its standard output: ready for a job, and
+# the job taken.
+WARM_READY = "otter-service: warm grader ready"
+WARM_GO = "otter-service: grading"
+
+
+def grading_kernel(root, timeout=600):
+    """The notebook's kernel, connected and with otter set up in it."""
+    kernel = Kernel(os.path.join(root, "kernel", "kernel.json"), timeout=timeout)
+    kernel.execute(KERNEL_INIT, store_history=False)
+    return kernel
+
+
+def grade(root, kernel=None):
+    """Grades the job in root, in kernel if it is given (a warm grader's,
+    made by grading_kernel before the job was there), else in the kernel
+    it connects to now."""
     from otter.plugins import PluginCollection
     from otter.run.run_autograder.autograder_config import AutograderConfig
     from otter.execute.preprocessor import GradingPreprocessor
@@ -674,7 +700,9 @@ def grade(root):
     gp.add_seeds(nb)
 
     tests = {os.path.splitext(os.path.basename(p))[0]: p for p in sorted(glob.glob(os.path.join(root, "source", "tests", "*.py")))}
-    kernel = Kernel(os.path.join(root, "kernel", "kernel.json"), timeout=float(job.get("cell_timeout", 600)))
+    if kernel is None:
+        kernel = grading_kernel(root)
+    kernel.timeout = float(job.get("cell_timeout", 600))
     grader = Grader(kernel)
     results = {}  # test name → TestFile, in the order otter records them
     checked = set()
@@ -691,7 +719,7 @@ def grade(root):
         tf = grader.run_test(path)
         results[tf.name] = tf  # a key keeps its first place; its last result counts
 
-    kernel.execute(KERNEL_INIT, store_history=False)
+    kernel.execute(KERNEL_JOB, store_history=False)
     for cell in nb.cells:
         if cell.cell_type != "code" or not cell.source.strip():
             continue
@@ -721,16 +749,48 @@ def grade(root):
         json.dump(output, f, indent=1)
 
 
+def warm_up(root):
+    """A warm grader's start, before any job is known: the grading's
+    imports done, connected to the kernel and otter set up in it."""
+    import jupyter_client  # noqa: F401
+    import otter.execute.preprocessor  # noqa: F401
+    import otter.plugins  # noqa: F401
+    import otter.run.run_autograder.autograder_config  # noqa: F401
+    import otter.test_files  # noqa: F401
+    return grading_kernel(root)
+
+
+def exit_now(code):
+    """Ends the process at once, without the interpreter's teardown (its
+    threads, the kernel client's sockets): results.json is written and
+    closed by then."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else "/autograder"
+    args = sys.argv[1:]
+    warm = "--warm" in args
+    args = [a for a in args if a != "--warm"]
+    root = args[0] if args else "/autograder"
     home = os.environ.get("HOME")
     if home == "/tmp/grader":
         os.makedirs(home, mode=0o700, exist_ok=False)  # made before the notebook runs: no one else's
     try:
-        grade(root)
+        kernel = None
+        if warm:
+            # Started in a spare container, before any job: wait for one.
+            kernel = warm_up(root)
+            print(WARM_READY, flush=True)
+            if sys.stdin.readline() != "go\n":
+                exit_now(0)  # the runner let the spare go
+            print(WARM_GO, flush=True)
+        grade(root, kernel)
     except KernelDied:
         print("DeadKernelError: Kernel died while grading", file=sys.stderr)
-        sys.exit(EXIT_KERNEL_DIED)
+        exit_now(EXIT_KERNEL_DIED)
+    exit_now(0)
 
 
 if __name__ == "__main__":

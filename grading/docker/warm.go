@@ -1,0 +1,421 @@
+package docker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/otter-service/otter-service/grading"
+)
+
+// Spare containers and the warm graders in them.
+//
+// Each worker's next grading should not wait for a container to be created
+// and started, nor for the grader's start-up (about 1,300 modules imported,
+// the kernel started and otter imported in it), which is most of a short
+// grading's time. So the runner keeps spares: containers of an image,
+// started before any submission is known, in each of which (with warm
+// graders on) the notebook's kernel is running as the student's uid and the
+// grader (harness/grader.py --warm) has done its imports, connected to the
+// kernel and set otter up in it, and waits on its standard input. A job
+// takes a spare, copies itself in and writes "go"; the grader then grades
+// exactly as a cold one does (the same code, from reading the job on). A
+// spare holds nothing of any submission until it is taken, and is removed
+// after its one job, like every container.
+//
+// An assignment whose plugins run before the kernel is used (otter runs
+// them on the notebook first) is graded cold: in a new container, its
+// kernel and grader started for it.
+//
+// Spares are kept per image: the grading image's as many as workers, an
+// assignment image's as many as it was asked for in the last
+// spareDemandWindow (at most workers), and never more than workers plus
+// spareExtra in all. Spares of an image nobody asked for in that window are
+// removed.
+
+const (
+	spareDemandWindow = 10 * time.Minute
+	spareExtra        = 2
+	// warmReadyTimeout bounds a warm grader's start-up.
+	warmReadyTimeout = 2 * time.Minute
+	// warmReady is the line the warm grader writes on its standard output
+	// when it is ready, and warmGo the one when it has read "go" (the
+	// student's side cannot write to that stream).
+	warmReady = "otter-service: warm grader ready\n"
+	warmGo    = "otter-service: grading\n"
+	// maxHeld bounds what the execs of a spare may write before a job
+	// takes it.
+	maxHeld = 64 << 10
+)
+
+// Path says how a grading was run.
+type Path string
+
+const (
+	PathWarm Path = "warm" // in a spare, its grader started ahead
+	PathCold Path = "cold" // its kernel and grader started for it
+)
+
+// warmGrader is the kernel and the grader started ahead in a spare.
+type warmGrader struct {
+	kernel, grader     types.HijackedResponse
+	kernelID, graderID string
+	out                *holdWriter
+	took               chan struct{} // closed when the grader has read "go"
+	finished           chan struct{} // closed when the grader's output ends
+	streamErr          error         // set before finished is closed
+}
+
+// tookJob reports whether the grader read "go": if it ended without, its
+// end is the runner's trouble, not the notebook's.
+func (w *warmGrader) tookJob() bool {
+	select {
+	case <-w.took:
+		return true
+	default:
+		return false
+	}
+}
+
+// alive reports whether the grader still waits (its output has not ended).
+func (w *warmGrader) alive() bool {
+	select {
+	case <-w.finished:
+		return false
+	default:
+		return true
+	}
+}
+
+// close ends the connections; a grader that never got "go" exits at its
+// standard input's end.
+func (w *warmGrader) close() {
+	w.grader.Close()
+	w.kernel.Close()
+}
+
+// holdWriter keeps what is written to it (up to maxHeld bytes) until send
+// gives it a destination, and passes everything on from then.
+type holdWriter struct {
+	mu   sync.Mutex
+	held []byte
+	to   io.Writer
+}
+
+func (h *holdWriter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.to != nil {
+		return h.to.Write(p)
+	}
+	if room := maxHeld - len(h.held); room > 0 {
+		h.held = append(h.held, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
+
+func (h *holdWriter) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return string(h.held)
+}
+
+func (h *holdWriter) send(to io.Writer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	to.Write(h.held)
+	h.held, h.to = nil, to
+}
+
+// markWriter passes what the grader writes on its standard output to next,
+// but for the marker lines it is told of, in their order, each of which
+// closes its channel when it goes by.
+type markWriter struct {
+	next  io.Writer
+	marks []mark
+	seen  []byte // since the last marker, while one is awaited
+}
+
+type mark struct {
+	line string
+	seen chan struct{}
+}
+
+func (w *markWriter) Write(p []byte) (int, error) {
+	if len(w.marks) == 0 {
+		return w.next.Write(p)
+	}
+	w.seen = append(w.seen, p...)
+	for len(w.marks) > 0 {
+		i := bytes.Index(w.seen, []byte(w.marks[0].line))
+		if i < 0 {
+			break
+		}
+		if _, err := w.next.Write(w.seen[:i]); err != nil {
+			return 0, err
+		}
+		close(w.marks[0].seen)
+		w.seen, w.marks = w.seen[i+len(w.marks[0].line):], w.marks[1:]
+	}
+	if len(w.marks) == 0 || len(w.seen) > maxHeld { // nothing more to look for, or not coming
+		w.next.Write(w.seen)
+		w.seen, w.marks = nil, nil
+	}
+	return len(p), nil
+}
+
+// warmUp starts the kernel and a warm grader in b, and waits until the
+// grader is ready. Nothing of any submission is in b.
+func (r *Runner) warmUp(ctx context.Context, b *box) error {
+	conn, err := kernelConnection()
+	if err != nil {
+		return err
+	}
+	archive, err := spareArchive(conn)
+	if err != nil {
+		return err
+	}
+	if err := r.cli.CopyToContainer(ctx, b.id, "/autograder", bytes.NewReader(archive), container.CopyToContainerOptions{}); err != nil {
+		return fmt.Errorf("copying the grader into a spare: %w", err)
+	}
+	w := &warmGrader{out: &holdWriter{}, took: make(chan struct{}), finished: make(chan struct{})}
+	w.kernel, w.kernelID, err = r.start(ctx, b.id, container.ExecOptions{User: student, WorkingDir: "/autograder/submission",
+		Env: studentEnv, Cmd: kernelCommand}, w.out)
+	if err != nil {
+		return fmt.Errorf("starting the kernel of a spare: %w", err)
+	}
+	exec, err := r.cli.ContainerExecCreate(ctx, b.id, container.ExecOptions{
+		User: user, WorkingDir: "/autograder", Env: graderEnv, Cmd: append(append([]string{}, graderCommand...), "--warm"),
+		AttachStdin: true, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		w.kernel.Close()
+		return fmt.Errorf("creating the grader of a spare: %w", err)
+	}
+	w.graderID = exec.ID
+	w.grader, err = r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
+	if err != nil {
+		w.kernel.Close()
+		return fmt.Errorf("starting the grader of a spare: %w", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		defer close(w.finished)
+		marks := &markWriter{next: w.out, marks: []mark{{warmReady, ready}, {warmGo, w.took}}}
+		_, w.streamErr = stdcopy.StdCopy(marks, w.out, w.grader.Reader)
+	}()
+	timer := time.NewTimer(warmReadyTimeout)
+	defer timer.Stop()
+	select {
+	case <-ready:
+		b.warm = w
+		return nil
+	case <-w.finished:
+		err = errors.New("the grader of a spare ended before it was ready: " + w.out.String())
+	case <-timer.C:
+		err = errors.New("the grader of a spare was not ready in time")
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	w.close()
+	return err
+}
+
+// spareArchive is what a spare holds before any job: the layout of
+// layout with the grader and the kernel's connection file, and no file
+// of any submission or assignment.
+func spareArchive(kernelConnection []byte) ([]byte, error) {
+	return layout(nil, kernelConnection)
+}
+
+// start hands the job to the warm grader: its output goes to out from now.
+func (w *warmGrader) start(out io.Writer) error {
+	w.out.send(out)
+	_, err := w.grader.Conn.Write([]byte("go\n"))
+	return err
+}
+
+// spares are the containers started ahead, per image.
+type spares struct {
+	mu       sync.Mutex
+	byImage  map[string][]*box
+	pending  map[string]int         // refills under way
+	demand   map[string][]time.Time // takes in the last spareDemandWindow
+	workers  int                    // the grading image's spares; the most of any image's
+	graders  bool                   // start warm graders in them
+	defImage string
+}
+
+func (s *spares) total() int {
+	n := 0
+	for _, bs := range s.byImage {
+		n += len(bs)
+	}
+	for _, p := range s.pending {
+		n += p
+	}
+	return n
+}
+
+// want is how many spares image should have, at now.
+func (s *spares) want(image string, now time.Time) int {
+	recent := s.demand[image][:0]
+	for _, t := range s.demand[image] {
+		if now.Sub(t) < spareDemandWindow {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) == 0 {
+		delete(s.demand, image)
+	} else {
+		s.demand[image] = recent
+	}
+	if image == s.defImage {
+		return s.workers
+	}
+	return min(len(recent), s.workers)
+}
+
+// take returns a spare of image, if one is ready, and notes the demand.
+func (r *Runner) takeSpare(image string) *box {
+	s := &r.spares
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.demand[image] = append(s.demand[image], time.Now())
+	for bs := s.byImage[image]; len(bs) > 0; bs = s.byImage[image] {
+		b := bs[len(bs)-1]
+		s.byImage[image] = bs[:len(bs)-1]
+		if b.warm == nil || b.warm.alive() {
+			return b
+		}
+		go r.discard(context.Background(), b) // its grader died waiting
+	}
+	return nil
+}
+
+// refill starts spares of image in the background, as many as it should
+// have (see spares), within the bound on all spares.
+func (r *Runner) refill(image string) {
+	s := &r.spares
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	s.mu.Lock()
+	n := s.want(image, time.Now()) - len(s.byImage[image]) - s.pending[image]
+	n = min(n, s.workers+spareExtra-s.total())
+	for i := 0; i < n; i++ {
+		s.pending[image]++
+		r.refills.Add(1)
+		go r.makeSpare(image)
+	}
+	s.mu.Unlock()
+}
+
+func (r *Runner) makeSpare(image string) {
+	defer r.refills.Done()
+	s := &r.spares
+	ctx, cancel := context.WithTimeout(context.Background(), warmReadyTimeout+time.Minute)
+	defer cancel()
+	b, err := r.prepare(ctx, image)
+	if err == nil && s.graders {
+		if err = r.warmUp(ctx, b); err != nil {
+			r.log.Warn("a spare grading container could not be warmed; removing it", "image", image, "err", err)
+			r.discard(ctx, b)
+		}
+	}
+	s.mu.Lock()
+	s.pending[image]--
+	keep := err == nil && len(s.byImage[image]) < s.want(image, time.Now())
+	if keep {
+		s.byImage[image] = append(s.byImage[image], b)
+	}
+	s.mu.Unlock()
+	if err == nil && !keep {
+		r.drop(ctx, b)
+	}
+}
+
+// drop removes a spare that was never used.
+func (r *Runner) drop(ctx context.Context, b *box) {
+	if b.warm != nil {
+		b.warm.close()
+	}
+	r.discard(ctx, b)
+}
+
+// trimSpares removes the spares of images nobody asked for lately, and
+// those whose warm grader died.
+func (r *Runner) trimSpares(ctx context.Context) {
+	s := &r.spares
+	s.mu.Lock()
+	var gone []*box
+	now := time.Now()
+	for image, bs := range s.byImage {
+		keep := bs[:0]
+		for _, b := range bs {
+			if len(keep) < s.want(image, now) && (b.warm == nil || b.warm.alive()) {
+				keep = append(keep, b)
+			} else {
+				gone = append(gone, b)
+			}
+		}
+		s.byImage[image] = keep
+	}
+	s.mu.Unlock()
+	for _, b := range gone {
+		r.drop(ctx, b)
+	}
+}
+
+// StartSpares starts the grading image's spares, in the background (the
+// first grading's refill would start them otherwise).
+func (r *Runner) StartSpares() { r.refill(r.image) }
+
+// Spares returns how many spares are ready, by image.
+func (r *Runner) Spares() map[string]int {
+	s := &r.spares
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for image, bs := range s.byImage {
+		if len(bs) > 0 {
+			out[image] = len(bs)
+		}
+	}
+	return out
+}
+
+// closeSpares removes every spare (after the refills have ended).
+func (r *Runner) closeSpares() {
+	s := &r.spares
+	s.mu.Lock()
+	var all []*box
+	for image, bs := range s.byImage {
+		all = append(all, bs...)
+		delete(s.byImage, image)
+	}
+	s.mu.Unlock()
+	for _, b := range all {
+		r.drop(context.Background(), b)
+	}
+}
+
+// warmEligible reports whether ag can be graded by a warm grader exactly
+// as a cold one would grade it: not when plugins run on the notebook
+// before its kernel is used.
+func warmEligible(ag *grading.Autograder) (bool, string) {
+	if len(ag.Plugins) > 0 {
+		return false, "its plugins run before the kernel is used"
+	}
+	return true, ""
+}
