@@ -148,18 +148,23 @@ func TestExamplesAsLocally(t *testing.T) {
 	noLeftovers(t)
 }
 
-// TestHostileNotebooks grades notebooks that attack the grader, at the same
-// time as an honest one, which must still be graded right.
-func TestHostileNotebooks(t *testing.T) {
-	r := newRunner(t, docker.Limits{Timeout: 40 * time.Second, Memory: 512 << 20, Output: 256 << 10, Disk: 64 << 20, Tmp: 64 << 20, Processes: 128})
+// hostileCase is a notebook that attacks the grader's limits, and what its
+// grading may end with.
+type hostileCase struct {
+	name  string
+	ex    example
+	kinds []string // acceptable failure kinds; empty: graded with grade
+	grade float64
+}
+
+// hostileLimits are the limits the hostile notebooks are graded with.
+var hostileLimits = docker.Limits{Timeout: 40 * time.Second, Memory: 512 << 20, Output: 256 << 10, Disk: 64 << 20, Tmp: 64 << 20, Processes: 128}
+
+// hostile returns the notebooks that attack the grader's limits.
+func hostile(t *testing.T) []hostileCase {
 	perfect := load(t, "lab01-perfect.ipynb")
 	zero := load(t, "lab01-zero.ipynb")
-	tests := []struct {
-		name  string
-		ex    example
-		kinds []string // acceptable failure kinds; empty: graded with grade
-		grade float64
-	}{
+	return []hostileCase{
 		{"infinite loop", perfect.withCell(t, "while True:\n    pass"), []string{grading.KindTimeout}, 0},
 		{"fork bomb", perfect.withCell(t, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"), []string{grading.KindTimeout, grading.KindKernel, grading.KindMemory}, 0},
 		// Usually reported as out_of_memory (the cgroup counts the kill);
@@ -178,6 +183,13 @@ func TestHostileNotebooks(t *testing.T) {
 		// grader reads).
 		{"forged results", zero.withCell(t, "import json, os\nos.makedirs('/autograder/results', exist_ok=True)\njson.dump({'tests': [{'name': 'q1', 'score': 100, 'max_score': 1}]}, open('/autograder/results/results.json', 'w'))"), nil, 0},
 	}
+}
+
+// TestHostileNotebooks grades notebooks that attack the grader, at the same
+// time as an honest one, which must still be graded right.
+func TestHostileNotebooks(t *testing.T) {
+	r := newRunner(t, hostileLimits)
+	tests := hostile(t)
 	honest := load(t, "lab01-partial.ipynb")
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -37,13 +37,16 @@ func (e example) withCellAt(t *testing.T, i int, source string) example {
 // student can see may echo.
 var lab01Hidden = []string{"double(-4)", "double(0.5)"}
 
-// TestStudentCannotChangeItsGrade grades notebooks with no right answer
-// that attack the grading from inside: each must end with 0, or with the
-// tampering flagged for review, never with a higher grade unflagged; the
-// questions are the autograder's own; nothing a student may see holds a
-// hidden test's code.
-func TestStudentCannotChangeItsGrade(t *testing.T) {
-	r := newRunner(t, docker.Limits{Timeout: 2 * time.Minute, Memory: 768 << 20})
+// tamperCase is a notebook with no right answer that attacks the grading
+// from inside.
+type tamperCase struct {
+	name string
+	ex   example
+}
+
+// tampering returns the attacks on the grading from inside: lab01-zero with
+// a cell that tampers, run before any check.
+func tampering(t *testing.T) []tamperCase {
 	zero := load(t, "lab01-zero.ipynb")
 	daemon := "import os, json, time\n" +
 		"if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n" +
@@ -54,8 +57,7 @@ func TestStudentCannotChangeItsGrade(t *testing.T) {
 		"                    os.replace(d + '/results.json.tmp', d + '/results.json')\n                except OSError:\n                    pass\n" +
 		"            time.sleep(0.005)\n    os._exit(0)\n"
 	passAll := "OK_FORMAT = True\ntest = {'name': 'q1', 'points': 1, 'suites': [{'cases': [{'code': '>>> assert True', 'hidden': False, 'locked': False}], 'scored': True, 'setup': '', 'teardown': '', 'type': 'doctest'}]}\n"
-	// What the grader must flag, not only keep at 0.
-	mustFlag := map[string]bool{"answers every expression with True": true, "has answers that equal everything": true}
+	var out []tamperCase
 	for _, tt := range []struct{ name, cell string }{
 		{"patches otter in the kernel", "import otter.test_files.ok_test as m\nm.run_doctest = lambda n, s, g: (True, '')\nimport otter.execute\notter.execute.Checker.check = classmethod(lambda *a, **k: None)"},
 		{"rewrites the tests", "import glob, os\nfor p in glob.glob('/autograder/**/*.py', recursive=True) + ['/autograder/source/tests/q1.py', 'tests/q1.py']:\n" +
@@ -71,14 +73,28 @@ func TestStudentCannotChangeItsGrade(t *testing.T) {
 		{"echoes what it is asked, later", "import builtins\n_seen = []\n_rc = builtins.compile\ndef _c(src, *a, **k):\n    if isinstance(src, str):\n        _seen.append(src)\n        print(' | '.join(_seen[-20:]))\n    return _rc(src, *a, **k)\nbuiltins.compile = _c"},
 		{"kills other uids' processes", "import os, signal\nfor pid in os.listdir('/proc'):\n    if pid.isdigit() and int(pid) != os.getpid():\n        try:\n            os.kill(int(pid), signal.SIGKILL)\n        except OSError:\n            pass"},
 	} {
-		tt := tt
+		nb := zero.withCellAt(t, 1, tt.cell)
+		if tt.name == "has answers that equal everything" {
+			nb = nb.withAnswer(t, "square_of_seven = 7 * 2", "square_of_seven = Any()").withAnswer(t, "return x + 2", "return Any()")
+		}
+		out = append(out, tamperCase{tt.name, nb})
+	}
+	return out
+}
+
+// TestStudentCannotChangeItsGrade grades notebooks with no right answer
+// that attack the grading from inside: each must end with 0, or with the
+// tampering flagged for review, never with a higher grade unflagged; the
+// questions are the autograder's own; nothing a student may see holds a
+// hidden test's code.
+func TestStudentCannotChangeItsGrade(t *testing.T) {
+	r := newRunner(t, docker.Limits{Timeout: 2 * time.Minute, Memory: 768 << 20})
+	// What the grader must flag, not only keep at 0.
+	mustFlag := map[string]bool{"answers every expression with True": true, "has answers that equal everything": true}
+	for _, tt := range tampering(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			nb := zero.withCellAt(t, 1, tt.cell)
-			if tt.name == "has answers that equal everything" {
-				nb = nb.withAnswer(t, "square_of_seven = 7 * 2", "square_of_seven = Any()").withAnswer(t, "return x + 2", "return Any()")
-			}
-			res, err := r.Run(context.Background(), nb.job())
+			res, err := r.Run(context.Background(), tt.ex.job())
 			if err != nil {
 				if _, ok := grading.AsError(err); !ok {
 					t.Fatalf("the runner's own error: %v", err)

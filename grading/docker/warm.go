@@ -311,14 +311,49 @@ func (r *Runner) refill(image string) {
 		return
 	}
 	s.mu.Lock()
-	n := s.want(image, time.Now()) - len(s.byImage[image]) - s.pending[image]
-	n = min(n, s.workers+spareExtra-s.total())
+	now := time.Now()
+	n := s.want(image, now) - len(s.byImage[image]) - s.pending[image]
+	// Room for them: made by removing other assignment images' spares, the
+	// least lately asked for first.
+	var evicted []*box
+	for room := s.workers + spareExtra - s.total(); n > room; room++ {
+		victim := ""
+		for other, bs := range s.byImage {
+			if other == image || other == s.defImage || len(bs) == 0 {
+				continue
+			}
+			if victim == "" || lastDemand(s.demand[other]).Before(lastDemand(s.demand[victim])) {
+				victim = other
+			}
+		}
+		if victim == "" {
+			n = room
+			break
+		}
+		bs := s.byImage[victim]
+		evicted = append(evicted, bs[len(bs)-1])
+		s.byImage[victim] = bs[:len(bs)-1]
+	}
 	for i := 0; i < n; i++ {
 		s.pending[image]++
 		r.refills.Add(1)
 		go r.makeSpare(image)
 	}
 	s.mu.Unlock()
+	for _, b := range evicted {
+		r.refills.Add(1)
+		go func() {
+			defer r.refills.Done()
+			r.drop(context.Background(), b)
+		}()
+	}
+}
+
+func lastDemand(ts []time.Time) time.Time {
+	if len(ts) == 0 {
+		return time.Time{}
+	}
+	return ts[len(ts)-1]
 }
 
 func (r *Runner) makeSpare(image string) {

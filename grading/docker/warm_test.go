@@ -40,3 +40,19 @@ func TestWarmGrading(t *testing.T) {
 		t.Logf("%s: %s in %v (container %v)", name, timing.Path, timing.Total, timing.Container)
 	}
 }
+
+// TestWarmKernelImportsTheAssignmentsModule: a module the assignment ships
+// beside the notebook is importable in a kernel started before it was
+// there.
+func TestWarmKernelImportsTheAssignmentsModule(t *testing.T) {
+	r := newRunner(t, docker.Limits{Timeout: 2 * time.Minute})
+	r.StartSpares()
+	ex := withModule(t, load(t, "lab01-perfect.ipynb").withAnswer(t, "square_of_seven = 7 ** 2", "import helper\\nsquare_of_seven = helper.seven() ** 2"))
+	for i := 0; i < 3; i++ {
+		waitSpares(t, r, testenv.GradingImage(), 1)
+		res, timing, err := r.RunTimed(context.Background(), ex.job())
+		if err != nil || res.Grade != 1 || timing.Path != docker.PathWarm {
+			t.Fatalf("grading %d: %+v, %v, %s; want 1, warm", i, res, err, timing.Path)
+		}
+	}
+}
