@@ -71,6 +71,7 @@ type dockerRunner struct {
 	Instance string        // OTTER_INSTANCE: labels this instance's containers
 	Limits   docker.Limits // OTTER_GRADING_MEMORY_BYTES, OTTER_GRADING_CPUS, OTTER_GRADING_PROCESSES, OTTER_GRADING_DISK_BYTES; Output and Timeout are the local runner's
 	Builds   docker.Builds // OTTER_ASSIGNMENT_IMAGES (Enabled), OTTER_BUILD_NETWORK, OTTER_BUILD_PIP_CONF, OTTER_BUILD_CA_CERT
+	Warm     bool          // OTTER_WARM_GRADERS: graders started ahead in the spare containers
 }
 
 // loadConfig reads the configuration from getenv and reports every problem
@@ -131,6 +132,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 				Processes: int64(p.integer("OTTER_GRADING_PROCESSES", 256, 16, 1<<20)),
 				Disk:      int64(p.integer("OTTER_GRADING_DISK_BYTES", 512<<20, 16<<20, 1<<40)),
 			},
+			Warm: p.boolean("OTTER_WARM_GRADERS", true),
 			Builds: docker.Builds{
 				Enabled:   p.boolean("OTTER_ASSIGNMENT_IMAGES", true),
 				Network:   p.str("OTTER_BUILD_NETWORK", ""),

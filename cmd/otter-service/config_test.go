@@ -43,6 +43,7 @@ func TestConfigFillsPackageConfigs(t *testing.T) {
 		"OTTER_GRADING_PROCESSES":      "64",
 		"OTTER_GRADING_DISK_BYTES":     "33554432",
 		"OTTER_ASSIGNMENT_IMAGES":      "false",
+		"OTTER_WARM_GRADERS":           "false",
 		"OTTER_BUILD_NETWORK":          "host",
 		"POST_GRADE":                   "true",
 		"EDX_URL":                      "edge.edx.org",
@@ -74,7 +75,7 @@ func TestConfigFillsPackageConfigs(t *testing.T) {
 	}
 	d := c.Docker
 	if d.Image != "grader:test" || d.Instance != "i1" || d.Limits.Memory != 128<<20 || d.Limits.CPUs != 2.5 || d.Limits.Processes != 64 ||
-		d.Limits.Disk != 32<<20 || d.Limits.Timeout != 4*time.Minute || d.Limits.Output != 4096 || d.Builds.Enabled || d.Builds.Network != "host" {
+		d.Limits.Disk != 32<<20 || d.Limits.Timeout != 4*time.Minute || d.Limits.Output != 4096 || d.Builds.Enabled || d.Builds.Network != "host" || d.Warm {
 		t.Errorf("Docker = %+v", d)
 	}
 	if !c.Posting.Enabled || c.Posting.EdX.EdXURL != "edge.edx.org" || c.Posting.EdX.Client == nil || c.Posting.EdX.Client.Timeout != 12*time.Second {
@@ -107,7 +108,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("grading defaults: %+v, %+v", c.Local, c.Docker.Limits)
 	}
 	if l := c.Docker.Limits; l.Memory != 1<<30 || l.CPUs != 1 || l.Processes != 256 || l.Disk != 512<<20 || !c.Docker.Builds.Enabled ||
-		c.Docker.Image != "otter-service-grader:local" {
+		c.Docker.Image != "otter-service-grader:local" || !c.Docker.Warm {
 		t.Errorf("Docker defaults: %+v", c.Docker)
 	}
 	if c.Posting.Enabled || c.Hub != nil {

@@ -134,7 +134,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	var runner grading.Runner = &cfg.Local
 	if cfg.Runner == "docker" {
 		cfg.Docker.Builds.Logger = log // image builds log as the service does
-		dr, err := docker.New(cfg.Docker.Image, cfg.Docker.Instance, cfg.Docker.Limits, cfg.Service.Workers, cfg.Docker.Builds)
+		var opts []docker.Option
+		if !cfg.Docker.Warm {
+			opts = append(opts, docker.ColdGraders())
+		}
+		dr, err := docker.New(cfg.Docker.Image, cfg.Docker.Instance, cfg.Docker.Limits, cfg.Service.Workers, cfg.Docker.Builds, opts...)
 		if err != nil {
 			return err
 		}

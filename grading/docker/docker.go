@@ -122,11 +122,13 @@ type Runner struct {
 
 	// Containers started ahead of need, with warm graders in them (see
 	// warm.go).
-	spares  spares
-	mu      sync.Mutex // guards closed and refills.Add
-	closed  bool
-	once    sync.Once
-	refills sync.WaitGroup
+	spares   spares
+	mu       sync.Mutex // guards closed, refills.Add and removals.Add
+	closed   bool
+	once     sync.Once
+	refills  sync.WaitGroup
+	removals sync.WaitGroup // of containers gradings are done with
+	measure  func(Usage)    // see MeasureUsage
 
 	// The boxes some grading or the pool holds, by key (LabelBox): the
 	// reaper removes this instance's other containers and volumes, which
@@ -149,6 +151,8 @@ type box struct {
 	key        string // its LabelBox
 	id, volume string
 	warm       *warmGrader // its kernel and grader started ahead; nil if none
+	graded     bool        // a job was given it
+	paused     bool        // frozen after its grading, until its removal
 }
 
 // LabelBox labels a grading container and its volume with the key the
@@ -308,6 +312,7 @@ func (r *Runner) Close() error {
 		r.mu.Unlock()
 		r.refills.Wait()
 		r.closeSpares()
+		r.removals.Wait()
 		close(r.stopReap)
 		r.reaped.Wait()
 		if r.leftover.Load() { // one last try
@@ -427,7 +432,8 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 			coldWhy = "no spare was ready"
 		}
 	}
-	defer r.drop(cleanup, b)
+	b.graded = true
+	defer r.dropLater(b)
 	r.refill(image)
 	id := b.id
 	timing.Path, timing.Image = PathCold, image
@@ -496,16 +502,21 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		oom = r.oomKills(cleanup, id, user) > 0
 	}
 	if !timedOut && !tooMuch && !kernelDied {
-		// Nothing of the student's outlives its grading: every process of
-		// the student's uid is killed, then the container is frozen while
-		// results.json (which only the grader could write) is copied out.
+		// Nothing of the student's acts after its grading: the container
+		// is frozen while results.json (which only the grader could write)
+		// is copied out, and stays frozen until it is removed (dropLater);
+		// where it cannot be frozen, every process of the student's uid is
+		// killed first.
 		//
 		// The grader's output ending is not the grader ending: the
 		// connection to the engine may have broken. Only an exec the engine
 		// reports finished has an exit code to trust; anything else is our
 		// trouble, not the notebook's, and the submission is graded again.
-		r.killStudent(cleanup, id)
 		paused := r.cli.ContainerPause(cleanup, id) == nil
+		if !paused {
+			r.killStudent(cleanup, id)
+		}
+		b.paused = paused
 		ins, err := r.cli.ContainerExecInspect(cleanup, g.graderID)
 		if err != nil {
 			kill()
@@ -525,10 +536,12 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 			kill()
 			return nil, fmt.Errorf("reading results.json from the grading container: %w", resultsErr)
 		}
-		if paused {
-			r.cli.ContainerUnpause(cleanup, id)
-		}
-		if exitCode != 0 || resultsErr != nil { // only a failure needs explaining
+		if exitCode != 0 || resultsErr != nil { // only a failure needs explaining, in a running container
+			if paused {
+				r.cli.ContainerUnpause(cleanup, id)
+				b.paused = false
+				r.killStudent(cleanup, id)
+			}
 			oom = r.oomKills(cleanup, id, user) > 0
 		}
 	}
@@ -536,7 +549,9 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	if err != nil {
 		return nil, fmt.Errorf("inspecting the grading container: %w", err)
 	}
-	kill()
+	if !b.paused {
+		kill() // a frozen one is killed by its removal
+	}
 	oom = oom || info.State != nil && info.State.OOMKilled
 	log := out.Tail()
 	switch {

@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -380,12 +381,98 @@ func (r *Runner) makeSpare(image string) {
 	}
 }
 
-// drop removes a spare that was never used.
+// drop removes a container (a spare, or one a grading is done with), after
+// telling MeasureUsage's function what it used.
 func (r *Runner) drop(ctx context.Context, b *box) {
 	if b.warm != nil {
 		b.warm.close()
 	}
+	if b.paused { // a frozen container is thawed to be killed by its removal
+		r.cli.ContainerUnpause(ctx, b.id)
+	}
+	if r.measure != nil && b.id != "" {
+		if u, err := r.usage(ctx, b.id); err == nil {
+			u.Graded = b.graded
+			r.measure(u)
+		}
+	}
 	r.discard(ctx, b)
+}
+
+// dropLater removes a container a grading is done with in the background:
+// the grading's result does not wait for the engine's removal. (Its
+// processes were killed already; what the removal cannot do, the reaper
+// does.)
+func (r *Runner) dropLater(b *box) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		r.drop(context.Background(), b)
+		return
+	}
+	r.removals.Add(1)
+	go func() {
+		defer r.removals.Done()
+		r.drop(context.Background(), b)
+	}()
+}
+
+// Usage is what one grading container used in all its life: for a warm
+// spare, its warm-up too.
+type Usage struct {
+	CPU    time.Duration // CPU time of all its processes
+	Memory int64         // bytes of memory it holds now
+	Graded bool          // it graded a job (else: a spare never used)
+}
+
+// MeasureUsage has fn told what each container used, just before it is
+// removed (for benchmarks: it asks the engine, which takes a little time).
+func MeasureUsage(fn func(Usage)) Option { return func(r *Runner) { r.measure = fn } }
+
+// usage asks the engine what container id used.
+func (r *Runner) usage(ctx context.Context, id string) (Usage, error) {
+	resp, err := r.cli.ContainerStatsOneShot(ctx, id)
+	if err != nil {
+		return Usage{}, err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		CPU struct {
+			Usage struct {
+				Total uint64 `json:"total_usage"`
+			} `json:"cpu_usage"`
+		} `json:"cpu_stats"`
+		Memory struct {
+			Usage uint64 `json:"usage"`
+		} `json:"memory_stats"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return Usage{}, err
+	}
+	return Usage{CPU: time.Duration(st.CPU.Usage.Total), Memory: int64(st.Memory.Usage)}, nil
+}
+
+// SpareUsage returns what the spares ready now have used (their warm-up,
+// and their wait since).
+func (r *Runner) SpareUsage(ctx context.Context) ([]Usage, error) {
+	s := &r.spares
+	s.mu.Lock()
+	var ids []string
+	for _, bs := range s.byImage {
+		for _, b := range bs {
+			ids = append(ids, b.id)
+		}
+	}
+	s.mu.Unlock()
+	var out []Usage
+	for _, id := range ids {
+		u, err := r.usage(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // trimSpares removes the spares of images nobody asked for lately, and
