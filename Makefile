@@ -54,6 +54,7 @@ bench: setup grader-image
 	$(GO) test -run '^$$' -bench BenchmarkAcceptFirestore -benchtime 2000x ./service/httpapi/
 	$(GO) test -run '^$$' -bench 'BenchmarkOverhead' -benchtime 10x -count 3 ./grading/docker/
 	$(GO) test -run '^$$' -bench 'BenchmarkBurst' -benchtime 1x ./grading/docker/
+	$(GO) test -run '^$$' -bench 'BenchmarkWarmCold' -benchtime 1x -timeout 90m ./grading/docker/
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./courseconfig/git/
 	bash scripts/bench-separation.sh
 	bash scripts/bench-intake-memory.sh

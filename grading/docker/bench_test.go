@@ -2,8 +2,11 @@ package docker_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otter-service/otter-service/grading/docker"
+	"github.com/otter-service/otter-service/internal/testenv"
 )
 
 // BenchmarkOverhead grades a small notebook (lab01-perfect) one at a time and
@@ -126,4 +130,185 @@ func busyCPU(b *testing.B) float64 {
 		}
 	}
 	return busy / 100 // USER_HZ
+}
+
+// BenchmarkWarmCold compares the warm path (graders started ahead in the
+// spare containers) with the cold path (kernel and grader started for each
+// job) on lab01-perfect, interleaved: in each round, in alternating order,
+// each path grades
+//   - idle: 5 gradings one at a time, each when a spare is ready: the time
+//     from the notebook handed to the runner to its result (Run's return);
+//   - burst: 100 at once with W workers (W = cores for the cold path; cores,
+//     cores+1 and cores+2 for the warm one): gradings per minute, the
+//     containers' own CPU per grading (from their cgroups through the
+//     engine, warm-up of every spare made included, the engine's own work
+//     not), the machine's busy CPU per grading, and time to grade (from the
+//     burst's start) p50 and p99;
+//   - and, warm only, what an idle ready spare holds: memory, and the CPU
+//     its warm-up took (the waste of a spare never used).
+//
+// It reports the medians over the rounds (OTTER_BENCH_ROUNDS, default 3)
+// and logs each round and the minima. make bench runs it.
+func BenchmarkWarmCold(b *testing.B) {
+	rounds := 3
+	if v, err := strconv.Atoi(os.Getenv("OTTER_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	const idle, burst = 5, 100
+	cores := runtime.NumCPU()
+	job := load(b, "lab01-perfect.ipynb").job()
+	type runner struct {
+		name    string
+		r       *docker.Runner
+		workers int
+		mu      sync.Mutex
+		cpu     time.Duration // containers removed since the last reset
+		n       int
+	}
+	limits := docker.Limits{Timeout: 5 * time.Minute}
+	mk := func(name string, workers int, opts ...docker.Option) *runner {
+		rr := &runner{name: name, workers: workers}
+		opts = append(opts, docker.MeasureUsage(func(u docker.Usage) {
+			rr.mu.Lock()
+			rr.cpu += u.CPU
+			rr.n++
+			rr.mu.Unlock()
+		}))
+		r, err := docker.New(testenv.GradingImage(), fmt.Sprintf("%s-bench-%s", instance, name), limits, workers, docker.Builds{}, opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.Check(ctx); err != nil {
+			r.Close()
+			testenv.Missing(b, "no Docker engine with the grading image: %v", err)
+		}
+		rr.r = r
+		return rr
+	}
+	testenv.Slow(b, "grades in real containers")
+	var runners []*runner
+	runners = append(runners, mk("cold", cores, docker.ColdGraders()))
+	for w := cores; w <= cores+2; w++ {
+		runners = append(runners, mk(fmt.Sprintf("warm-w%d", w), w))
+	}
+	defer func() {
+		for _, rr := range runners {
+			rr.r.Close()
+		}
+	}()
+	type figures struct{ idleP50, idleMin, perMin, cpu, machineCPU, ttgP50, ttgP99, spareMiB, spareCPU float64 }
+	results := map[string][]figures{}
+	pct := func(ds []time.Duration, p float64) time.Duration {
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[min(len(ds)-1, int(p*float64(len(ds))))]
+	}
+	b.ResetTimer()
+	for round := 0; round < rounds; round++ {
+		order := slices.Clone(runners)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, rr := range order {
+			var f figures
+			rr.r.StartSpares()
+			// Idle: one at a time, a ready spare each time.
+			var idles []time.Duration
+			for i := 0; i < idle; i++ {
+				waitSpares(b, rr.r, testenv.GradingImage(), rr.workers)
+				_, timing, err := rr.r.RunTimed(context.Background(), job)
+				if err != nil {
+					b.Fatal(err)
+				}
+				idles = append(idles, timing.Total)
+			}
+			f.idleP50, f.idleMin = pct(idles, 0.5).Seconds(), pct(idles, 0).Seconds()
+			// An idle spare, warm-up done.
+			waitSpares(b, rr.r, testenv.GradingImage(), rr.workers)
+			if us, err := rr.r.SpareUsage(context.Background()); err == nil && len(us) > 0 {
+				f.spareMiB, f.spareCPU = float64(us[0].Memory)/(1<<20), us[0].CPU.Seconds()
+			}
+			// The burst.
+			rr.mu.Lock()
+			rr.cpu, rr.n = 0, 0
+			rr.mu.Unlock()
+			jobs := make(chan struct{}, burst)
+			for j := 0; j < burst; j++ {
+				jobs <- struct{}{}
+			}
+			close(jobs)
+			var mu sync.Mutex
+			var ttg []time.Duration
+			c0 := busyCPU(b)
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := 0; w < rr.workers; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range jobs {
+						if _, err := rr.r.Run(context.Background(), job); err != nil {
+							b.Error(err)
+						}
+						mu.Lock()
+						ttg = append(ttg, time.Since(start))
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			machine := busyCPU(b) - c0
+			// The spares made during the burst are its cost too.
+			waitSpares(b, rr.r, testenv.GradingImage(), rr.workers)
+			var spareCPU time.Duration
+			if us, err := rr.r.SpareUsage(context.Background()); err == nil {
+				for _, u := range us {
+					spareCPU += u.CPU
+				}
+			}
+			deadline := time.Now().Add(time.Minute) // the background removals
+			for {
+				rr.mu.Lock()
+				n := rr.n
+				rr.mu.Unlock()
+				if n >= burst || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			rr.mu.Lock()
+			f.cpu = (rr.cpu + spareCPU).Seconds() / burst
+			rr.mu.Unlock()
+			f.perMin = burst / elapsed.Minutes()
+			f.machineCPU = machine / burst
+			f.ttgP50, f.ttgP99 = pct(ttg, 0.5).Seconds(), pct(ttg, 0.99).Seconds()
+			results[rr.name] = append(results[rr.name], f)
+			b.Logf("round %d %-8s idle p50 %.2f s (min %.2f); burst %.1f/min (%.1f per core-minute), container CPU %.2f s/grading, machine CPU %.2f s/grading, time to grade p50 %.1f s p99 %.1f s; idle spare %.0f MiB, warm-up CPU %.2f s",
+				round+1, rr.name, f.idleP50, f.idleMin, f.perMin, f.perMin/float64(cores), f.cpu, f.machineCPU, f.ttgP50, f.ttgP99, f.spareMiB, f.spareCPU)
+		}
+	}
+	b.StopTimer()
+	med := func(fs []figures, get func(figures) float64) float64 {
+		vs := make([]float64, len(fs))
+		for i, f := range fs {
+			vs[i] = get(f)
+		}
+		sort.Float64s(vs)
+		return vs[len(vs)/2]
+	}
+	for _, rr := range runners {
+		fs := results[rr.name]
+		p := rr.name + "-"
+		b.ReportMetric(med(fs, func(f figures) float64 { return f.idleP50 }), p+"idle-s")
+		b.ReportMetric(med(fs, func(f figures) float64 { return f.perMin }), p+"burst-gradings/min")
+		b.ReportMetric(med(fs, func(f figures) float64 { return f.perMin / float64(cores) }), p+"gradings/core-min")
+		b.ReportMetric(med(fs, func(f figures) float64 { return f.cpu }), p+"container-cpu-s")
+		b.ReportMetric(med(fs, func(f figures) float64 { return f.machineCPU }), p+"machine-cpu-s")
+		b.ReportMetric(med(fs, func(f figures) float64 { return f.ttgP50 }), p+"ttg-p50-s")
+		b.ReportMetric(med(fs, func(f figures) float64 { return f.ttgP99 }), p+"ttg-p99-s")
+		b.ReportMetric(med(fs, func(f figures) float64 { return f.spareMiB }), p+"spare-MiB")
+		b.ReportMetric(med(fs, func(f figures) float64 { return f.spareCPU }), p+"spare-warmup-cpu-s")
+	}
 }

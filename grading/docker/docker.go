@@ -152,7 +152,6 @@ type box struct {
 	id, volume string
 	warm       *warmGrader // its kernel and grader started ahead; nil if none
 	graded     bool        // a job was given it
-	paused     bool        // frozen after its grading, until its removal
 }
 
 // LabelBox labels a grading container and its volume with the key the
@@ -191,7 +190,7 @@ func New(image, instance string, limits Limits, warm int, builds Builds, opts ..
 		log = slog.Default()
 	}
 	r := &Runner{cli: cli, image: image, limits: limits, instance: instance,
-		spares: spares{byImage: map[string][]*box{}, pending: map[string]int{}, demand: map[string][]time.Time{},
+		spares: spares{byImage: map[string][]*box{}, pending: map[string]int{}, demand: map[string][]time.Time{}, failed: map[string]time.Time{},
 			workers: max(warm, 0), graders: true, defImage: image},
 		builds: builds, log: log,
 		live: map[string]bool{}, stopReap: make(chan struct{}),
@@ -205,7 +204,8 @@ func New(image, instance string, limits Limits, warm int, builds Builds, opts ..
 }
 
 // reapLoop removes leftovers (see Reap): every reapEvery, and every
-// reapRetry while a removal is known to have failed, until Close.
+// reapRetry while a removal is known to have failed, until Close. Every
+// reapRetry it also makes up for spares that were lost (see topUp).
 func (r *Runner) reapLoop() {
 	defer r.reaped.Done()
 	last := time.Now()
@@ -217,6 +217,7 @@ func (r *Runner) reapLoop() {
 			return
 		case <-t.C:
 		}
+		r.topUp()
 		if !r.leftover.Load() && time.Since(last) < reapEvery {
 			continue
 		}
@@ -261,6 +262,7 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 		if live[c.Labels[LabelBox]] {
 			continue
 		}
+		thaw(ctx, r.cli, c)
 		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
 			errs = append(errs, err)
 			continue
@@ -281,6 +283,24 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 		r.leftover.Store(false)
 	}
 	return n, errors.Join(errs...)
+}
+
+// thaw unfreezes a container left frozen (a process that died while it
+// read a grading's results): the engine hangs removing a frozen one.
+func thaw(ctx context.Context, cli *client.Client, c types.Container) {
+	if c.State == "paused" {
+		cli.ContainerUnpause(ctx, c.ID)
+	}
+}
+
+// thaw unfreezes container id if it is frozen. It returns nil when the
+// container is not frozen (any more), or is gone.
+func (r *Runner) thaw(ctx context.Context, id string) error {
+	err := r.cli.ContainerUnpause(ctx, id)
+	if err == nil || client.IsErrNotFound(err) || strings.Contains(err.Error(), "not paused") {
+		return nil
+	}
+	return err
 }
 
 // removeVolume removes a volume, retrying a little while the engine still
@@ -347,6 +367,7 @@ func (r *Runner) RemoveOrphans(ctx context.Context) (int, error) {
 	}
 	var errs []error
 	for _, c := range list {
+		thaw(ctx, r.cli, c)
 		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
 			errs = append(errs, err)
 		}
@@ -502,44 +523,59 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		oom = r.oomKills(cleanup, id, user) > 0
 	}
 	if !timedOut && !tooMuch && !kernelDied {
-		// Nothing of the student's acts after its grading: the container
-		// is frozen while results.json (which only the grader could write)
-		// is copied out, and stays frozen until it is removed (dropLater);
-		// where it cannot be frozen, every process of the student's uid is
-		// killed first.
+		// The container is frozen while results.json (which only the
+		// grader could write) is copied out, so nothing of the student's
+		// acts meanwhile; where it cannot be frozen, every process of the
+		// student's uid is killed first. It is thawed before it is removed
+		// (dropLater, which kills what is left): this engine (Debian's
+		// docker.io 20.10) never returns from removing a frozen container,
+		// and stops answering for it.
 		//
 		// The grader's output ending is not the grader ending: the
 		// connection to the engine may have broken. Only an exec the engine
 		// reports finished has an exit code to trust; anything else is our
 		// trouble, not the notebook's, and the submission is graded again.
+		// No exec into a frozen container either (the engine hangs on it):
+		// a pause whose answer was lost is undone first.
 		paused := r.cli.ContainerPause(cleanup, id) == nil
 		if !paused {
+			if err := r.thaw(cleanup, id); err != nil {
+				return nil, fmt.Errorf("freezing the grading container: %w", err) // left to the reaper
+			}
 			r.killStudent(cleanup, id)
 		}
-		b.paused = paused
+		// Killed only once thawed (the engine hangs killing a frozen
+		// container), also when the pause's answer was lost; when that
+		// cannot be told, it is left to the reaper, which thaws first.
+		stop := func() {
+			if r.thaw(cleanup, id) == nil {
+				kill()
+			}
+		}
 		ins, err := r.cli.ContainerExecInspect(cleanup, g.graderID)
 		if err != nil {
-			kill()
+			stop()
 			return nil, fmt.Errorf("inspecting the grading command: %w", err)
 		}
 		if ins.Running {
-			kill()
+			stop()
 			return nil, fmt.Errorf("the connection to the Docker engine broke while the grading command still ran (%v)", g.streamErr)
 		}
 		if timing.Path == PathWarm && !g.tookJob() {
-			kill()
+			stop()
 			return nil, fmt.Errorf("the warm grader ended (status %d) before it took the job: %s", ins.ExitCode, out.Tail())
 		}
 		exitCode = ins.ExitCode
 		data, resultsErr = r.results(cleanup, id)
 		if resultsErr != nil && !errors.Is(resultsErr, errNoResults) {
-			kill()
+			stop()
 			return nil, fmt.Errorf("reading results.json from the grading container: %w", resultsErr)
 		}
-		if exitCode != 0 || resultsErr != nil { // only a failure needs explaining, in a running container
+		if err := r.thaw(cleanup, id); err != nil {
+			return nil, fmt.Errorf("thawing the grading container: %w", err) // left to the reaper
+		}
+		if exitCode != 0 || resultsErr != nil { // only a failure needs explaining
 			if paused {
-				r.cli.ContainerUnpause(cleanup, id)
-				b.paused = false
 				r.killStudent(cleanup, id)
 			}
 			oom = r.oomKills(cleanup, id, user) > 0
@@ -549,8 +585,8 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	if err != nil {
 		return nil, fmt.Errorf("inspecting the grading container: %w", err)
 	}
-	if !b.paused {
-		kill() // a frozen one is killed by its removal
+	if timedOut || tooMuch || kernelDied {
+		kill() // at once; a finished one is killed by its removal
 	}
 	oom = oom || info.State != nil && info.State.OOMKilled
 	log := out.Tail()
@@ -747,7 +783,11 @@ func (r *Runner) discard(ctx context.Context, b *box) {
 	defer cancel()
 	ok := true
 	if b.id != "" {
-		if err := r.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+		// Never a removal of a frozen container (the engine hangs on it):
+		// thawed first, or, when that cannot be told, left to the reaper.
+		if r.thaw(ctx, b.id) != nil {
+			ok = false
+		} else if err := r.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
 			ok = false
 		}
 	}

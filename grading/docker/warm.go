@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -253,6 +254,8 @@ type spares struct {
 	workers  int                    // the grading image's spares; the most of any image's
 	graders  bool                   // start warm graders in them
 	defImage string
+	started  bool                 // the grading image's spares were started (StartSpares, or a grading)
+	failed   map[string]time.Time // when making a spare of an image last failed
 }
 
 func (s *spares) total() int {
@@ -291,6 +294,7 @@ func (r *Runner) takeSpare(image string) *box {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.demand[image] = append(s.demand[image], time.Now())
+	s.started = true
 	for bs := s.byImage[image]; len(bs) > 0; bs = s.byImage[image] {
 		b := bs[len(bs)-1]
 		s.byImage[image] = bs[:len(bs)-1]
@@ -363,6 +367,9 @@ func (r *Runner) makeSpare(image string) {
 	ctx, cancel := context.WithTimeout(context.Background(), warmReadyTimeout+time.Minute)
 	defer cancel()
 	b, err := r.prepare(ctx, image)
+	if err != nil {
+		r.log.Warn("cannot start a spare grading container", "image", image, "err", err)
+	}
 	if err == nil && s.graders {
 		if err = r.warmUp(ctx, b); err != nil {
 			r.log.Warn("a spare grading container could not be warmed; removing it", "image", image, "err", err)
@@ -371,6 +378,9 @@ func (r *Runner) makeSpare(image string) {
 	}
 	s.mu.Lock()
 	s.pending[image]--
+	if err != nil {
+		s.failed[image] = time.Now()
+	}
 	keep := err == nil && len(s.byImage[image]) < s.want(image, time.Now())
 	if keep {
 		s.byImage[image] = append(s.byImage[image], b)
@@ -386,9 +396,6 @@ func (r *Runner) makeSpare(image string) {
 func (r *Runner) drop(ctx context.Context, b *box) {
 	if b.warm != nil {
 		b.warm.close()
-	}
-	if b.paused { // a frozen container is thawed to be killed by its removal
-		r.cli.ContainerUnpause(ctx, b.id)
 	}
 	if r.measure != nil && b.id != "" {
 		if u, err := r.usage(ctx, b.id); err == nil {
@@ -475,6 +482,29 @@ func (r *Runner) SpareUsage(ctx context.Context) ([]Usage, error) {
 	return out, nil
 }
 
+// topUp starts the spares the images should have and do not: those lost
+// since they were made (a grader that died waiting, a removal by the
+// engine). Only images with spares wanted: the grading image once its
+// spares were started, others asked for lately.
+func (r *Runner) topUp() {
+	s := &r.spares
+	s.mu.Lock()
+	var images []string
+	for image := range s.demand {
+		images = append(images, image)
+	}
+	if s.started && !slices.Contains(images, s.defImage) {
+		images = append(images, s.defImage)
+	}
+	// Not again at once where it failed: the engine or the image is in
+	// trouble, and the next grading makes its own container anyway.
+	images = slices.DeleteFunc(images, func(image string) bool { return time.Since(s.failed[image]) < time.Minute })
+	s.mu.Unlock()
+	for _, image := range images {
+		r.refill(image)
+	}
+}
+
 // trimSpares removes the spares of images nobody asked for lately, and
 // those whose warm grader died.
 func (r *Runner) trimSpares(ctx context.Context) {
@@ -501,7 +531,12 @@ func (r *Runner) trimSpares(ctx context.Context) {
 
 // StartSpares starts the grading image's spares, in the background (the
 // first grading's refill would start them otherwise).
-func (r *Runner) StartSpares() { r.refill(r.image) }
+func (r *Runner) StartSpares() {
+	r.spares.mu.Lock()
+	r.spares.started = true
+	r.spares.mu.Unlock()
+	r.refill(r.image)
+}
 
 // Spares returns how many spares are ready, by image.
 func (r *Runner) Spares() map[string]int {

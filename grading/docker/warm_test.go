@@ -20,13 +20,21 @@ import (
 // waitSpares waits until r has n spares of image ready.
 func waitSpares(t testing.TB, r *docker.Runner, image string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
+	if !sparesWithin(r, image, n, 3*time.Minute) {
+		t.Fatalf("no %d spares of %s ready in 3 minutes (%v)", n, image, r.Spares())
+	}
+}
+
+// sparesWithin reports whether r has n spares of image ready within d.
+func sparesWithin(r *docker.Runner, image string, n int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
 	for r.Spares()[image] < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("no %d spares of %s ready in 3 minutes (%v)", n, image, r.Spares())
+			return false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return true
 }
 
 // TestWarmGrading: a grading takes a spare whose grader was started ahead,
