@@ -262,7 +262,6 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 		if live[c.Labels[LabelBox]] {
 			continue
 		}
-		thaw(ctx, r.cli, c)
 		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
 			errs = append(errs, err)
 			continue
@@ -283,24 +282,6 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 		r.leftover.Store(false)
 	}
 	return n, errors.Join(errs...)
-}
-
-// thaw unfreezes a container left frozen (a process that died while it
-// read a grading's results): the engine hangs removing a frozen one.
-func thaw(ctx context.Context, cli *client.Client, c types.Container) {
-	if c.State == "paused" {
-		cli.ContainerUnpause(ctx, c.ID)
-	}
-}
-
-// thaw unfreezes container id if it is frozen. It returns nil when the
-// container is not frozen (any more), or is gone.
-func (r *Runner) thaw(ctx context.Context, id string) error {
-	err := r.cli.ContainerUnpause(ctx, id)
-	if err == nil || client.IsErrNotFound(err) || strings.Contains(err.Error(), "not paused") {
-		return nil
-	}
-	return err
 }
 
 // removeVolume removes a volume, retrying a little while the engine still
@@ -367,7 +348,6 @@ func (r *Runner) RemoveOrphans(ctx context.Context) (int, error) {
 	}
 	var errs []error
 	for _, c := range list {
-		thaw(ctx, r.cli, c)
 		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
 			errs = append(errs, err)
 		}
@@ -523,59 +503,54 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 		oom = r.oomKills(cleanup, id, user) > 0
 	}
 	if !timedOut && !tooMuch && !kernelDied {
-		// The container is frozen while results.json (which only the
-		// grader could write) is copied out, so nothing of the student's
-		// acts meanwhile; where it cannot be frozen, every process of the
-		// student's uid is killed first. It is thawed before it is removed
-		// (dropLater, which kills what is left): this engine (Debian's
-		// docker.io 20.10) never returns from removing a frozen container,
-		// and stops answering for it.
-		//
 		// The grader's output ending is not the grader ending: the
-		// connection to the engine may have broken. Only an exec the engine
-		// reports finished has an exit code to trust; anything else is our
+		// connection to the engine may have broken, and the engine may
+		// even be still starting it (it answers an exec start before the
+		// process exists). Only an exec the engine reports started and
+		// finished has an exit code to trust; anything else is our
 		// trouble, not the notebook's, and the submission is graded again.
-		// No exec into a frozen container either (the engine hangs on it):
-		// a pause whose answer was lost is undone first.
-		paused := r.cli.ContainerPause(cleanup, id) == nil
-		if !paused {
-			if err := r.thaw(cleanup, id); err != nil {
-				return nil, fmt.Errorf("freezing the grading container: %w", err) // left to the reaper
-			}
-			r.killStudent(cleanup, id)
-		}
-		// Killed only once thawed (the engine hangs killing a frozen
-		// container), also when the pause's answer was lost; when that
-		// cannot be told, it is left to the reaper, which thaws first.
-		stop := func() {
-			if r.thaw(cleanup, id) == nil {
-				kill()
-			}
-		}
+		// This is asked before the container is frozen: an exec starting
+		// in a frozen container never starts, and the engine (Debian's
+		// docker.io 20.10) then stops answering for that container.
 		ins, err := r.cli.ContainerExecInspect(cleanup, g.graderID)
 		if err != nil {
-			stop()
+			kill()
 			return nil, fmt.Errorf("inspecting the grading command: %w", err)
 		}
-		if ins.Running {
-			stop()
-			return nil, fmt.Errorf("the connection to the Docker engine broke while the grading command still ran (%v)", g.streamErr)
+		if ins.Running || ins.Pid == 0 {
+			kill()
+			return nil, fmt.Errorf("the connection to the Docker engine broke while the grading command still ran or started (%v)", g.streamErr)
+		}
+		if k, err := r.cli.ContainerExecInspect(cleanup, g.kernelID); err != nil || k.Pid == 0 {
+			kill()
+			return nil, fmt.Errorf("inspecting the kernel: the engine has not started it (%v)", err)
 		}
 		if timing.Path == PathWarm && !g.tookJob() {
-			stop()
+			kill()
 			return nil, fmt.Errorf("the warm grader ended (status %d) before it took the job: %s", ins.ExitCode, out.Tail())
 		}
 		exitCode = ins.ExitCode
+		// The container is frozen while results.json (which only the
+		// grader could write) is copied out, so nothing of the student's
+		// acts meanwhile; where it cannot be frozen, every process of the
+		// student's uid is killed first. A frozen container is killed and
+		// removed as it is (dropLater); it is thawed only where an exec
+		// explains a failure.
+		paused := r.cli.ContainerPause(cleanup, id) == nil
+		if !paused {
+			r.killStudent(cleanup, id)
+		}
 		data, resultsErr = r.results(cleanup, id)
 		if resultsErr != nil && !errors.Is(resultsErr, errNoResults) {
-			stop()
+			kill()
 			return nil, fmt.Errorf("reading results.json from the grading container: %w", resultsErr)
-		}
-		if err := r.thaw(cleanup, id); err != nil {
-			return nil, fmt.Errorf("thawing the grading container: %w", err) // left to the reaper
 		}
 		if exitCode != 0 || resultsErr != nil { // only a failure needs explaining
 			if paused {
+				if err := r.cli.ContainerUnpause(cleanup, id); err != nil {
+					kill()
+					return nil, fmt.Errorf("thawing the grading container: %w", err)
+				}
 				r.killStudent(cleanup, id)
 			}
 			oom = r.oomKills(cleanup, id, user) > 0
@@ -783,11 +758,7 @@ func (r *Runner) discard(ctx context.Context, b *box) {
 	defer cancel()
 	ok := true
 	if b.id != "" {
-		// Never a removal of a frozen container (the engine hangs on it):
-		// thawed first, or, when that cannot be told, left to the reaper.
-		if r.thaw(ctx, b.id) != nil {
-			ok = false
-		} else if err := r.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+		if err := r.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
 			ok = false
 		}
 	}
