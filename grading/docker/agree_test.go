@@ -108,8 +108,12 @@ func TestWarmAndColdAgree(t *testing.T) {
 	for _, tt := range tampering(t) {
 		jobs["tampering: "+tt.name] = tt.ex.job()
 	}
+	grades := map[string]float64{} // what a hostile notebook graded must get, on both paths
 	for _, tt := range hostile(t) {
 		jobs["hostile: "+tt.name] = tt.ex.job()
+		if len(tt.kinds) == 0 {
+			grades["hostile: "+tt.name] = tt.grade
+		}
 		if len(tt.kinds) > 1 {
 			kinds["hostile: "+tt.name] = tt.kinds
 		}
@@ -207,6 +211,9 @@ func TestWarmAndColdAgree(t *testing.T) {
 				t.Errorf("%s: warm %q, cold %q; want one of %v", name, w.o.Kind, c.Kind, k)
 			}
 			continue
+		}
+		if g, ok := grades[name]; ok && (w.o.Kind != "" || w.o.Grade != g) {
+			t.Errorf("%s: graded %s: %+v; want grade %v", name, w.path, w.o, g)
 		}
 		if fmt.Sprintf("%+v", w.o) != fmt.Sprintf("%+v", c) {
 			t.Errorf("%s: the warm path (%s) and the cold path disagree:\nwarm %+v\ncold %+v", name, w.path, w.o, c)

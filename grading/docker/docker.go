@@ -5,16 +5,18 @@
 // Each job gets a container from the grading image with a size-limited tmpfs
 // volume at /autograder, laid out by layout: the autograder and the
 // results for the grader's uid only, a working directory for the student's.
-// Two execs run in it: the notebook's kernel, as the student's uid, and the
-// grader (harness/grader.py), as the grader's uid, which runs the notebook
+// Two processes run in it (two execs, or one that forks: see warm.go): the
+// notebook's kernel, as the student's uid, and the grader
+// (harness/grader.py), as the grader's uid, which runs the notebook
 // in that kernel, evaluates the tests on its own side and writes
 // results.json (see the grader's own documentation for what the kernel is
 // trusted with). The container has no network (loopback only), a read-only
-// root filesystem, a size-limited /tmp, all capabilities dropped, no new
-// privileges, and limits on memory (no swap), CPU and processes. Output is
-// read as it comes and capped; a wall-clock timeout stops it. When the
-// grader has ended, every student process is killed, the container frozen
-// and results.json copied out; the container and its volume are removed
+// root filesystem, a size-limited /tmp, all capabilities dropped (but the
+// two a warm start needs: see capAdd), no new privileges, and limits on
+// memory (no swap), CPU and processes. Output is read as it comes and
+// capped; a wall-clock timeout stops it. When the grader has ended, the
+// container is frozen (or, where it cannot be, every student process
+// killed) and results.json copied out; the container and its volume are removed
 // whatever happened. Containers and volumes are labelled, so that
 // RemoveOrphans can clear what a crashed service left.
 package docker
@@ -77,6 +79,11 @@ const (
 
 //go:embed harness/grader.py
 var harness []byte
+
+// warmStart is the program of a warm spare's one exec (see warm.go).
+//
+//go:embed harness/warmstart.py
+var warmStart string
 
 // Limits bound what one grading may use.
 type Limits struct {
@@ -416,14 +423,14 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	if eligible || !r.spares.graders {
 		b = r.takeSpare(image)
 	}
-	if b != nil && b.warm != nil {
-		// A kernel that died waiting (nothing of the student's ran in it)
-		// is the spare's trouble: take a new container.
-		if ins, err := r.cli.ContainerExecInspect(ctx, b.warm.kernelID); err != nil || !ins.Running {
-			r.log.Warn("a spare's kernel ended while it waited; grading in a new container", "err", err)
-			r.drop(cleanup, b)
-			b = nil
-		}
+	if b != nil && b.warm != nil && !b.warm.alive() {
+		// A grader that ended waiting (its kernel did: nothing of the
+		// student's ran in it) is the spare's trouble: take a new
+		// container. One that ends from now until it takes the job is too
+		// (tookJob).
+		r.log.Warn("a spare's grader ended while it waited; grading in a new container", "output", b.warm.out.String())
+		r.drop(cleanup, b)
+		b = nil
 	}
 	if b == nil {
 		if b, err = r.prepare(ctx, image); err != nil {
@@ -476,7 +483,7 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	// may keep the kernel's output open, so its stream does not tell).
 	watch, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	kernelGone := r.watchExec(watch, g.kernelID)
+	kernelGone := r.watchExec(watch, g.kernelID) // a warm grader watches its own kernel
 	finished := g.finished
 	timer := time.NewTimer(r.limits.Timeout)
 	defer timer.Stop()
@@ -521,15 +528,23 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 			kill()
 			return nil, fmt.Errorf("the connection to the Docker engine broke while the grading command still ran or started (%v)", g.streamErr)
 		}
-		if k, err := r.cli.ContainerExecInspect(cleanup, g.kernelID); err != nil || k.Pid == 0 {
-			kill()
-			return nil, fmt.Errorf("inspecting the kernel: the engine has not started it (%v)", err)
+		if g.kernelID != "" {
+			if k, err := r.cli.ContainerExecInspect(cleanup, g.kernelID); err != nil || k.Pid == 0 {
+				kill()
+				return nil, fmt.Errorf("inspecting the kernel: the engine has not started it (%v)", err)
+			}
 		}
-		if timing.Path == PathWarm && !g.tookJob() {
+		if timing.Path == PathWarm && (!g.tookJob() || ins.ExitCode == exitSpareBroken) {
 			kill()
 			return nil, fmt.Errorf("the warm grader ended (status %d) before it took the job: %s", ins.ExitCode, out.Tail())
 		}
 		exitCode = ins.ExitCode
+		if timing.Path == PathWarm && exitCode == exitKernelEnded {
+			kernelDied = true // as the engine would have told of a kernel exec of its own
+			oom = r.oomKills(cleanup, id, user) > 0
+		}
+	}
+	if !timedOut && !tooMuch && !kernelDied {
 		// The container is frozen while results.json (which only the
 		// grader could write) is copied out, so nothing of the student's
 		// acts meanwhile; where it cannot be frozen, every process of the
@@ -651,6 +666,9 @@ func (r *Runner) start(ctx context.Context, id string, opts container.ExecOption
 // asking the engine every 250 ms until ctx ends.
 func (r *Runner) watchExec(ctx context.Context, execID string) <-chan struct{} {
 	gone := make(chan struct{})
+	if execID == "" {
+		return gone
+	}
 	go func() {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
@@ -719,8 +737,8 @@ func (r *Runner) prepare(ctx context.Context, image string) (b *box, err error) 
 	init := true
 	created, err := r.cli.ContainerCreate(ctx, &container.Config{
 		Image:      image,
-		Cmd:        holdCommand,
-		User:       user,
+		Cmd:        r.holdCommand(),
+		User:       r.containerUser(),
 		WorkingDir: "/autograder",
 		Env:        env,
 		Labels:     labels,
@@ -730,6 +748,7 @@ func (r *Runner) prepare(ctx context.Context, image string) (b *box, err error) 
 		Tmpfs:          map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%d,mode=1777", r.limits.Tmp)},
 		Mounts:         []mount.Mount{{Type: mount.TypeVolume, Source: vol.Name, Target: "/autograder"}},
 		CapDrop:        []string{"ALL"},
+		CapAdd:         r.capAdd(),
 		SecurityOpt:    []string{"no-new-privileges"},
 		Init:           &init,
 		LogConfig:      container.LogConfig{Type: "none"},

@@ -178,12 +178,54 @@ func hostile(t *testing.T) []hostileCase {
 		// test sends nothing off this machine: it only looks, and tries the
 		// service's port on the container's own loopback). q1 stays right
 		// only if that holds.
-		{"network", perfect.withCell(t, "import socket\nnames = [n for _, n in socket.if_nameindex()]\ntry:\n    socket.create_connection(('127.0.0.1', 10101), timeout=3)\n    reached = True\nexcept OSError:\n    reached = False\nsquare_of_seven = 49 if names == ['lo'] and not reached else 0"), nil, 1},
+		{"network", perfect.withCellAt(t, beforeCheckQ1, "import socket\nnames = [n for _, n in socket.if_nameindex()]\ntry:\n    socket.create_connection(('127.0.0.1', 10101), timeout=3)\n    reached = True\nexcept OSError:\n    reached = False\nsquare_of_seven = 49 if names == ['lo'] and not reached else 0"), nil, 1},
+		// The kernel holds no capability and can gain none, cannot become
+		// the grader or root, and cannot look into its parent (a warm
+		// kernel's is the grader, which forked it as root). q1 stays right
+		// only if all of that holds.
+		{"privileges", perfect.withCellAt(t, beforeCheckQ1, privilegesCell), nil, 1},
 		// The student's uid cannot write results.json (nor anything the
 		// grader reads).
 		{"forged results", zero.withCell(t, "import json, os\nos.makedirs('/autograder/results', exist_ok=True)\njson.dump({'tests': [{'name': 'q1', 'score': 100, 'max_score': 1}]}, open('/autograder/results/results.json', 'w'))"), nil, 0},
 	}
 }
+
+// beforeCheckQ1 is where a cell goes in lab01-perfect to decide its q1: after
+// its answer, before its grader.check("q1").
+const beforeCheckQ1 = 5
+
+const privilegesCell = `import ctypes, os
+held = []
+status = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines() if ':' in l)
+for k in ('CapInh', 'CapPrm', 'CapEff', 'CapAmb'):
+    if int(status[k], 16) != 0:
+        held.append(k)
+if status['NoNewPrivs'].strip() != '1':
+    held.append('NoNewPrivs')
+for u in (0, 1000):
+    for f in (os.setresgid, os.setresuid):
+        try:
+            f(u, u, u)
+            held.append((f.__name__, u))
+        except OSError:
+            pass
+try:
+    os.setgroups([0])
+    held.append('setgroups')
+except OSError:
+    pass
+ppid = os.getppid()
+for what in ('mem', 'environ'):
+    try:
+        with open('/proc/%d/%s' % (ppid, what), 'rb') as f:
+            f.read(1)
+        held.append(what)
+    except OSError:
+        pass
+if ppid > 1 and ctypes.CDLL(None, use_errno=True).ptrace(16, ppid, 0, 0) == 0:  # PTRACE_ATTACH
+    held.append('ptrace')
+print('held:', held)
+square_of_seven = 49 if not held else 0`
 
 // TestHostileNotebooks grades notebooks that attack the grader, at the same
 // time as an honest one, which must still be graded right.

@@ -25,9 +25,12 @@ import (
 // the kernel started and otter imported in it), which is most of a short
 // grading's time. So the runner keeps spares: containers of an image,
 // started before any submission is known, in each of which (with warm
-// graders on) the notebook's kernel is running as the student's uid and the
-// grader (harness/grader.py --warm) has done its imports, connected to the
-// kernel and set otter up in it, and waits on its standard input. A job
+// graders on) one exec (harness/warmstart.py) imported the libraries both
+// sides use, then forked: the notebook's kernel runs as the student's uid,
+// started as a cold one is, and the grader (harness/grader.py --warm), as
+// its own uid, has connected to it, set otter up in it, and waits on its
+// standard input. The kernel is the grader's child: when it ends, the
+// grader ends with exitKernelEnded (or exitSpareBroken before a job). A job
 // takes a spare, copies itself in and writes "go"; the grader then grades
 // exactly as a cold one does (the same code, from reading the job on). A
 // spare holds nothing of any submission until it is taken, and is removed
@@ -100,8 +103,11 @@ func (w *warmGrader) alive() bool {
 // close ends the connections; a grader that never got "go" exits at its
 // standard input's end.
 func (w *warmGrader) close() {
-	w.grader.Close()
-	w.kernel.Close()
+	for _, c := range []types.HijackedResponse{w.grader, w.kernel} {
+		if c.Conn != nil { // a warm one's kernel has no exec of its own
+			c.Close()
+		}
+	}
 }
 
 // holdWriter keeps what is written to it (up to maxHeld bytes) until send
@@ -189,23 +195,19 @@ func (r *Runner) warmUp(ctx context.Context, b *box) error {
 		return fmt.Errorf("copying the grader into a spare: %w", err)
 	}
 	w := &warmGrader{out: &holdWriter{}, took: make(chan struct{}), finished: make(chan struct{})}
-	w.kernel, w.kernelID, err = r.start(ctx, b.id, container.ExecOptions{User: student, WorkingDir: "/autograder/submission",
-		Env: studentEnv, Cmd: kernelCommand}, w.out)
-	if err != nil {
-		return fmt.Errorf("starting the kernel of a spare: %w", err)
-	}
+	// One exec, as root only until it forks: the kernel as the student,
+	// the grader as itself (harness/warmstart.py). Its environment is the
+	// kernel's, which the grader's replaces after the fork.
 	exec, err := r.cli.ContainerExecCreate(ctx, b.id, container.ExecOptions{
-		User: user, WorkingDir: "/autograder", Env: graderEnv, Cmd: append(append([]string{}, graderCommand...), "--warm"),
+		User: "0:0", WorkingDir: "/", Env: studentEnv, Cmd: []string{"python3", "-c", warmStart, warmSpec},
 		AttachStdin: true, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
-		w.kernel.Close()
 		return fmt.Errorf("creating the grader of a spare: %w", err)
 	}
 	w.graderID = exec.ID
 	w.grader, err = r.cli.ContainerExecAttach(ctx, exec.ID, container.ExecAttachOptions{})
 	if err != nil {
-		w.kernel.Close()
 		return fmt.Errorf("starting the grader of a spare: %w", err)
 	}
 	ready := make(chan struct{})
@@ -229,6 +231,76 @@ func (r *Runner) warmUp(ctx context.Context, b *box) error {
 	}
 	w.close()
 	return err
+}
+
+// The exit statuses of a warm grader (harness/grader.py) whose kernel, its
+// child, ended: while it graded (the notebook's doing, as a kernel exec
+// ending is), or before it took the job (the spare's trouble).
+const (
+	exitKernelEnded = 4
+	exitSpareBroken = 5
+)
+
+// warmSpec tells harness/warmstart.py what to import before it forks, and
+// how each side starts: the kernel exactly as kernelCommand, the grader as
+// graderCommand --warm, each with its uid, groups, directory and
+// environment.
+var warmSpec = func() string {
+	type side struct {
+		UID    int      `json:"uid"`
+		GID    int      `json:"gid"`
+		Groups []int    `json:"groups"`
+		Cwd    string   `json:"cwd"`
+		Env    []string `json:"env,omitempty"`
+		Code   string   `json:"code,omitempty"`
+		Path   string   `json:"path,omitempty"`
+		Args   []string `json:"args,omitempty"`
+	}
+	spec, err := json.Marshal(map[string]any{
+		// Libraries both sides import, none of which looks at a running
+		// kernel when imported (see warmstart.py for those left out).
+		"shared": []string{"numpy", "pandas", "nbformat", "nbconvert", "nbclient", "jupyter_client", "zmq", "IPython",
+			"ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "jinja2", "bleach", "bs4", "yaml", "dill",
+			"jsonschema", "mistune", "pygments", "tornado", "traitlets", "fica", "requests", "dateutil"},
+		"kernel": side{UID: studentUID, GID: studentUID, Groups: []int{studentUID}, Cwd: "/autograder/submission", Code: kernelCommand[2]},
+		"grader": side{UID: graderUID, GID: graderUID, Groups: []int{graderUID}, Cwd: "/autograder", Env: graderEnv,
+			Path: graderCommand[2], Args: append(append([]string{}, graderCommand[3:]...), "--warm")},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return string(spec)
+}()
+
+// capAdd is what a grading container may do beyond nothing: with warm
+// graders, change uids, for the warm start's root process (before it
+// forks, and before anything of a job is there). The engine gives an exec
+// as root capabilities only in a container whose own user is root, so
+// such a container starts as root: its init (which only reaps and passes
+// signals on) stays root, its held process drops to the grader's uid at
+// once. Every other process runs as a uid other than root, under
+// no-new-privileges, so it holds no capability and can gain none (the
+// engine gives none to an exec as another user).
+func (r *Runner) capAdd() []string {
+	if !r.spares.graders {
+		return nil
+	}
+	return []string{"SETUID", "SETGID"}
+}
+
+func (r *Runner) containerUser() string {
+	if !r.spares.graders {
+		return user
+	}
+	return "0:0"
+}
+
+func (r *Runner) holdCommand() []string {
+	if !r.spares.graders {
+		return holdCommand
+	}
+	return []string{"python3", "-c", fmt.Sprintf("import os, time\nos.setgroups([%d])\nos.setresgid(%[1]d, %[1]d, %[1]d)\nos.setresuid(%[1]d, %[1]d, %[1]d)\n"+
+		"while True: time.sleep(3600)", graderUID)}
 }
 
 // spareArchive is what a spare holds before any job: the layout of

@@ -4,6 +4,8 @@ student's uid.
 
     python3 -I grader.py /autograder            # a cold grader
     python3 -I grader.py /autograder --warm     # started ahead: waits for "go"
+    (warmstart.py)  grader.py /autograder --warm --kernel-pid N
+                                                # the same, forked with its kernel
 
 The Docker runner lays out /autograder (see grading/docker) and starts the
 kernel (ipykernel, as the student) on the connection file kernel/kernel.json
@@ -69,6 +71,8 @@ import nbformat
 MAX_REPLY = 8 << 20  # bytes of one reply from the kernel
 MAX_CELL_OUTPUT = 1 << 20
 EXIT_KERNEL_DIED = 3
+EXIT_KERNEL_ENDED = 4  # the kernel this grader forked from (warmstart.py) ended while grading
+EXIT_SPARE_BROKEN = 5  # that kernel ended before the job was taken: nothing of the job ran
 HEARTBEAT_GRACE = 30  # seconds without a heartbeat or a message before the kernel counts as dead
 
 
@@ -666,7 +670,7 @@ def grading_kernel(root, timeout=600):
     return kernel
 
 
-def grade(root, kernel=None):
+def grade(root, kernel=None, watch=None):
     """Grades the job in root, in kernel if it is given (a warm grader's,
     made by grading_kernel before the job was there), else in the kernel
     it connects to now."""
@@ -747,6 +751,8 @@ def grade(root, kernel=None):
     output["otter_service"] = {"needs_review": grader.review, "requests": grader.requests}
     with open(os.path.join(root, "results", "results.json"), "w", encoding="utf-8") as f:
         json.dump(output, f, indent=1)
+    if watch is not None:
+        watch.finish()
 
 
 def warm_up(root):
@@ -769,10 +775,52 @@ def exit_now(code):
     os._exit(code)
 
 
+class KernelWatch:
+    """The kernel started by warmstart.py is this process's child: when it
+    ends, the grading ends at once, as the runner would see a kernel of
+    its own exec end. Before the job was taken, that is the spare's
+    trouble, not the notebook's; after results.json is written, nothing."""
+
+    def __init__(self, pid):
+        import threading
+        self.lock = threading.Lock()
+        self.took = self.done = self.dead = False
+        self.pid = pid
+        threading.Thread(target=self.wait, daemon=True).start()
+
+    def wait(self):
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        with self.lock:
+            self.dead = True
+            if self.done:
+                return
+            print("DeadKernelError: Kernel died while grading" if self.took else "the kernel of the spare ended",
+                  file=sys.stderr)
+            exit_now(EXIT_KERNEL_ENDED if self.took else EXIT_SPARE_BROKEN)
+
+    def take(self):
+        with self.lock:
+            if self.dead:
+                exit_now(EXIT_SPARE_BROKEN)
+            self.took = True
+
+    def finish(self):
+        with self.lock:
+            self.done = True
+
+
 def main():
     args = sys.argv[1:]
     warm = "--warm" in args
     args = [a for a in args if a != "--warm"]
+    watch = None
+    if "--kernel-pid" in args:
+        i = args.index("--kernel-pid")
+        watch = KernelWatch(int(args[i + 1]))
+        del args[i:i + 2]
     root = args[0] if args else "/autograder"
     home = os.environ.get("HOME")
     if home == "/tmp/grader":
@@ -785,8 +833,10 @@ def main():
             print(WARM_READY, flush=True)
             if sys.stdin.readline() != "go\n":
                 exit_now(0)  # the runner let the spare go
+            if watch is not None:
+                watch.take()
             print(WARM_GO, flush=True)
-        grade(root, kernel)
+        grade(root, kernel, watch)
     except KernelDied:
         print("DeadKernelError: Kernel died while grading", file=sys.stderr)
         exit_now(EXIT_KERNEL_DIED)
