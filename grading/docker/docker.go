@@ -421,7 +421,7 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	}
 	var b *box
 	if eligible || !r.spares.graders {
-		b = r.takeSpare(image)
+		b = r.takeSpare(ctx, image)
 	}
 	if b != nil && b.warm != nil && !b.warm.alive() {
 		// A grader that ended waiting (its kernel did: nothing of the

@@ -31,6 +31,7 @@ type engineProxy struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	starts int
+	gos    int
 	cond   *sync.Cond
 	down   bool // refusing connections: the engine unreachable
 }
@@ -81,7 +82,8 @@ func (p *engineProxy) serve() {
 	}
 }
 
-// counting notes the exec starts in a client's requests.
+// counting notes the exec starts in a client's requests, and the jobs
+// handed to warm graders (their "go" on an attached exec's input).
 type counting struct {
 	r io.Reader
 	p *engineProxy
@@ -92,6 +94,12 @@ func (c *counting) Read(b []byte) (int, error) {
 	if n > 0 && bytes.Contains(b[:n], []byte("/start HTTP/1.1")) && bytes.Contains(b[:n], []byte("/exec/")) {
 		c.p.mu.Lock()
 		c.p.starts++
+		c.p.cond.Broadcast()
+		c.p.mu.Unlock()
+	}
+	if n > 0 && bytes.Equal(b[:n], []byte("go\n")) {
+		c.p.mu.Lock()
+		c.p.gos++
 		c.p.cond.Broadcast()
 		c.p.mu.Unlock()
 	}
@@ -118,52 +126,82 @@ func (p *engineProxy) setDown(down bool) {
 	}
 }
 
-func (p *engineProxy) waitStarts(t *testing.T, n int) {
+func (p *engineProxy) waitStarts(t *testing.T, n int) { p.waitFor(t, "exec starts", &p.starts, n) }
+
+// waitGos waits for n jobs handed to warm graders.
+func (p *engineProxy) waitGos(t *testing.T, n int) { p.waitFor(t, "jobs handed to warm graders", &p.gos, n) }
+
+func (p *engineProxy) waitFor(t *testing.T, what string, count *int, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	deadline := time.AfterFunc(2*time.Minute, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
 	defer deadline.Stop()
 	start := time.Now()
-	for p.starts < n {
+	for *count < n {
 		if time.Since(start) > 2*time.Minute {
-			t.Fatalf("saw %d exec starts in 2 minutes, want %d", p.starts, n)
+			t.Fatalf("saw %d %s in 2 minutes, want %d", *count, what, n)
 		}
 		p.cond.Wait()
 	}
 }
 
 // TestEngineConnectionResetIsOurs: the connection to the engine reset while
-// good notebooks are graded fails none of them as the notebook's fault: each
-// grading ends with its grade, or with an error of ours (the submission goes
-// back to the queue), never with a grading.Error.
+// good notebooks are graded, on either path, fails none of them as the
+// notebook's fault: each grading ends with its grade, or with an error of
+// ours (the submission goes back to the queue), never with a
+// grading.Error; and nothing is left behind.
 func TestEngineConnectionResetIsOurs(t *testing.T) {
-	p := newEngineProxy(t)
-	r := newRunner(t, docker.Limits{})
+	testenv.Slow(t, "grades in real containers")
 	const n = 4
-	ex := load(t, "lab01-perfect.ipynb").withCell(t, "import time\ntime.sleep(5)")
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			job := ex.job()
-			job.ID = fmt.Sprintf("reset-%d", i)
-			_, errs[i] = r.Run(context.Background(), job)
-		}()
+	for _, warm := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cold", true: "warm"}[warm], func(t *testing.T) {
+			p := newEngineProxy(t)
+			var opts []docker.Option
+			if !warm {
+				opts = append(opts, docker.ColdGraders())
+			}
+			r, err := docker.New(testenv.GradingImage(), instance, docker.Limits{}, n, docker.Builds{}, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if warm {
+				r.StartSpares()
+				waitSpares(t, r, testenv.GradingImage(), n)
+			}
+			ex := load(t, "lab01-perfect.ipynb").withCell(t, "import time\ntime.sleep(5)")
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			paths := make([]docker.Path, n)
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					job := ex.job()
+					job.ID = fmt.Sprintf("reset-%d", i)
+					var timing docker.Timing
+					_, timing, errs[i] = r.RunTimed(context.Background(), job)
+					paths[i] = timing.Path
+				}()
+			}
+			if warm {
+				p.waitGos(t, n) // each grading's warm grader has its job
+			} else {
+				p.waitStarts(t, 2*n) // each grading's kernel and grader are running
+			}
+			p.reset()
+			wg.Wait()
+			for i, err := range errs {
+				t.Logf("grading %d (%s): %v", i, paths[i], err)
+				if _, isGrading := grading.AsError(err); isGrading {
+					t.Errorf("grading %d, its engine connection reset: %v; want a grade or an error of ours, not the notebook's", i, err)
+				}
+			}
+			// The engine answers again: what the broken gradings left is removed.
+			r.Close()
+			noLeftovers(t)
+		})
 	}
-	p.waitStarts(t, 2*n) // each grading's kernel and grader are running
-	p.reset()
-	wg.Wait()
-	for i, err := range errs {
-		t.Logf("grading %d: %v", i, err)
-		if _, isGrading := grading.AsError(err); isGrading {
-			t.Errorf("grading %d, its engine connection reset: %v; want a grade or an error of ours, not the notebook's", i, err)
-		}
-	}
-	// The engine answers again: what the broken gradings left is removed.
-	r.Close()
-	noLeftovers(t)
 }
 
 // TestLeftoversAreReapedWhenTheEngineAnswers: containers and volumes a

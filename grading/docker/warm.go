@@ -49,6 +49,9 @@ import (
 const (
 	spareDemandWindow = 10 * time.Minute
 	spareExtra        = 2
+	// spareWait bounds how long a job waits for a spare on its way before
+	// it is graded cold.
+	spareWait = 30 * time.Second
 	// warmReadyTimeout bounds a warm grader's start-up.
 	warmReadyTimeout = 2 * time.Minute
 	// warmReady is the line the warm grader writes on its standard output
@@ -328,6 +331,15 @@ type spares struct {
 	defImage string
 	started  bool                 // the grading image's spares were started (StartSpares, or a grading)
 	failed   map[string]time.Time // when making a spare of an image last failed
+	changed  chan struct{}        // closed (and replaced) when a spare is made or its making ends
+}
+
+// notify wakes those waiting for a spare; s.mu is held.
+func (s *spares) notify() {
+	if s.changed != nil {
+		close(s.changed)
+	}
+	s.changed = make(chan struct{})
 }
 
 func (s *spares) total() int {
@@ -361,21 +373,51 @@ func (s *spares) want(image string, now time.Time) int {
 }
 
 // take returns a spare of image, if one is ready, and notes the demand.
-func (r *Runner) takeSpare(image string) *box {
+func (r *Runner) takeSpare(ctx context.Context, image string) *box {
 	s := &r.spares
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.demand[image] = append(s.demand[image], time.Now())
 	s.started = true
-	for bs := s.byImage[image]; len(bs) > 0; bs = s.byImage[image] {
-		b := bs[len(bs)-1]
-		s.byImage[image] = bs[:len(bs)-1]
-		if b.warm == nil || b.warm.alive() {
-			return b
+	s.mu.Unlock()
+	// None ready, but one on its way: it is cheaper to wait for it (a
+	// second or two in a burst) than to start cold, which costs more than
+	// a warm-up and a warm grading together. One is asked for first, in
+	// case those on their way are all taken.
+	wait := time.NewTimer(spareWait)
+	defer wait.Stop()
+	for asked := false; ; {
+		s.mu.Lock()
+		for bs := s.byImage[image]; len(bs) > 0; bs = s.byImage[image] {
+			b := bs[len(bs)-1]
+			s.byImage[image] = bs[:len(bs)-1]
+			if b.warm == nil || b.warm.alive() {
+				s.mu.Unlock()
+				return b
+			}
+			go r.discard(context.Background(), b) // its grader died waiting
 		}
-		go r.discard(context.Background(), b) // its grader died waiting
+		pending, changed := s.pending[image], s.changed
+		if changed == nil {
+			s.notify()
+			changed = s.changed
+		}
+		s.mu.Unlock()
+		if pending == 0 {
+			if asked {
+				return nil
+			}
+			asked = true
+			r.refill(image)
+			continue
+		}
+		select {
+		case <-changed:
+		case <-wait.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
 	}
-	return nil
 }
 
 // refill starts spares of image in the background, as many as it should
@@ -457,6 +499,7 @@ func (r *Runner) makeSpare(image string) {
 	if keep {
 		s.byImage[image] = append(s.byImage[image], b)
 	}
+	s.notify()
 	s.mu.Unlock()
 	if err == nil && !keep {
 		r.drop(ctx, b)
