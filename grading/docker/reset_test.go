@@ -129,7 +129,9 @@ func (p *engineProxy) setDown(down bool) {
 func (p *engineProxy) waitStarts(t *testing.T, n int) { p.waitFor(t, "exec starts", &p.starts, n) }
 
 // waitGos waits for n jobs handed to warm graders.
-func (p *engineProxy) waitGos(t *testing.T, n int) { p.waitFor(t, "jobs handed to warm graders", &p.gos, n) }
+func (p *engineProxy) waitGos(t *testing.T, n int) {
+	p.waitFor(t, "jobs handed to warm graders", &p.gos, n)
+}
 
 func (p *engineProxy) waitFor(t *testing.T, what string, count *int, n int) {
 	p.mu.Lock()
