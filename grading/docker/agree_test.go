@@ -1,8 +1,6 @@
 package docker_test
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -235,25 +233,5 @@ func plugins(job grading.Job) bool {
 // zip (otter puts the zip's files/ beside the notebook).
 func withModule(t *testing.T, e example) example {
 	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(e.zip), int64(len(e.zip)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range zr.File {
-		if err := zw.Copy(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w, err := zw.Create("files/helper.py")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write([]byte("def seven():\n    return 7\n"))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	e.zip = buf.Bytes()
-	return e
+	return e.withZipFile(t, "files/helper.py", "def seven():\n    return 7\n")
 }

@@ -23,6 +23,13 @@ import (
 // autograder zip.
 func (e example) withRequirements(t *testing.T, requirements string) example {
 	t.Helper()
+	return e.withZipFile(t, "requirements.txt", requirements)
+}
+
+// withZipFile returns the example with the file name added to its
+// autograder zip.
+func (e example) withZipFile(t *testing.T, name, content string) example {
+	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(e.zip), int64(len(e.zip)))
 	if err != nil {
 		t.Fatal(err)
@@ -30,13 +37,15 @@ func (e example) withRequirements(t *testing.T, requirements string) example {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range zr.File {
-		w, _ := zw.Create(f.Name)
-		rc, _ := f.Open()
-		io.Copy(w, rc)
-		rc.Close()
+		if err := zw.Copy(f); err != nil {
+			t.Fatal(err)
+		}
 	}
-	w, _ := zw.Create("requirements.txt")
-	io.WriteString(w, requirements)
+	w, err := zw.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, content)
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
