@@ -198,7 +198,7 @@ func New(image, instance string, limits Limits, warm int, builds Builds, opts ..
 	}
 	r := &Runner{cli: cli, image: image, limits: limits, instance: instance,
 		spares: spares{byImage: map[string][]*box{}, pending: map[string]int{}, demand: map[string][]time.Time{}, failed: map[string]time.Time{},
-			workers: max(warm, 0), graders: true, defImage: image},
+			changed: make(chan struct{}), workers: max(warm, 0), graders: true, defImage: image},
 		builds: builds, log: log,
 		live: map[string]bool{}, stopReap: make(chan struct{}),
 		building: map[string]*sync.Mutex{}, failed: map[string]*failedBuild{}}
@@ -423,15 +423,6 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	if eligible || !r.spares.graders {
 		b = r.takeSpare(ctx, image)
 	}
-	if b != nil && b.warm != nil && !b.warm.alive() {
-		// A grader that ended waiting (its kernel did: nothing of the
-		// student's ran in it) is the spare's trouble: take a new
-		// container. One that ends from now until it takes the job is too
-		// (tookJob).
-		r.log.Warn("a spare's grader ended while it waited; grading in a new container", "output", b.warm.out.String())
-		r.drop(cleanup, b)
-		b = nil
-	}
 	if b == nil {
 		if b, err = r.prepare(ctx, image); err != nil {
 			return nil, err
@@ -448,17 +439,14 @@ func (r *Runner) run(ctx context.Context, job grading.Job, timing *Timing) (*gra
 	if b.warm != nil {
 		timing.Path, coldWhy = PathWarm, ""
 	} else {
-		// The grader and the kernel's connection file, then the job.
+		// The grader and the kernel's connection file with the job, in
+		// one copy.
 		conn, err := kernelConnection()
 		if err != nil {
 			return nil, err
 		}
-		spare, err := spareArchive(conn)
-		if err != nil {
+		if archive, err = layout(&job, conn); err != nil {
 			return nil, err
-		}
-		if err := r.cli.CopyToContainer(ctx, id, "/autograder", bytes.NewReader(spare), container.CopyToContainerOptions{}); err != nil {
-			return nil, fmt.Errorf("copying the grader into its container: %w", err)
 		}
 	}
 	r.log.Info("grading", "submission", job.ID, "path", timing.Path, "why_cold", coldWhy, "image", image)

@@ -72,7 +72,9 @@ const (
 	PathCold Path = "cold" // its kernel and grader started for it
 )
 
-// warmGrader is the kernel and the grader started ahead in a spare.
+// warmGrader is a grading's kernel and grader: started ahead in a spare
+// (one exec, which forked), or for the job by startCold (two execs, kernel
+// and kernelID set).
 type warmGrader struct {
 	kernel, grader     types.HijackedResponse
 	kernelID, graderID string
@@ -336,9 +338,7 @@ type spares struct {
 
 // notify wakes those waiting for a spare; s.mu is held.
 func (s *spares) notify() {
-	if s.changed != nil {
-		close(s.changed)
-	}
+	close(s.changed)
 	s.changed = make(chan struct{})
 }
 
@@ -387,21 +387,28 @@ func (r *Runner) takeSpare(ctx context.Context, image string) *box {
 	defer wait.Stop()
 	for asked := false; ; {
 		s.mu.Lock()
-		for bs := s.byImage[image]; len(bs) > 0; bs = s.byImage[image] {
-			b := bs[len(bs)-1]
+		var dead []*box
+		var b *box
+		for bs := s.byImage[image]; b == nil && len(bs) > 0; bs = s.byImage[image] {
 			s.byImage[image] = bs[:len(bs)-1]
-			if b.warm == nil || b.warm.alive() {
-				s.mu.Unlock()
-				return b
+			if c := bs[len(bs)-1]; c.warm == nil || c.warm.alive() {
+				b = c
+			} else {
+				dead = append(dead, c)
 			}
-			go r.discard(context.Background(), b) // its grader died waiting
 		}
 		pending, changed := s.pending[image], s.changed
-		if changed == nil {
-			s.notify()
-			changed = s.changed
-		}
 		s.mu.Unlock()
+		for _, d := range dead {
+			// A grader that ended waiting (its kernel did: nothing of the
+			// student's ran in it) is the spare's trouble. One that ends
+			// from now until it takes the job is too (tookJob).
+			r.log.Warn("a spare's grader ended while it waited; removing it", "output", d.warm.out.String())
+			r.dropLater(d)
+		}
+		if b != nil {
+			return b
+		}
 		if pending == 0 {
 			if asked {
 				return nil
@@ -521,10 +528,9 @@ func (r *Runner) drop(ctx context.Context, b *box) {
 	r.discard(ctx, b)
 }
 
-// dropLater removes a container a grading is done with in the background:
-// the grading's result does not wait for the engine's removal. (Its
-// processes were killed already; what the removal cannot do, the reaper
-// does.)
+// dropLater removes a container in the background: a grading's result
+// does not wait for the engine's removal (which kills what is left in it,
+// frozen or not; what the removal cannot do, the reaper does).
 func (r *Runner) dropLater(b *box) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

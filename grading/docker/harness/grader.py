@@ -3,13 +3,12 @@ running as the grader's uid, while the notebook's kernel runs as the
 student's uid.
 
     python3 -I grader.py /autograder            # a cold grader
-    python3 -I grader.py /autograder --warm     # started ahead: waits for "go"
     (warmstart.py)  grader.py /autograder --warm --kernel-pid N
-                                                # the same, forked with its kernel
+                    # started ahead, forked with its kernel: waits for "go"
 
 The Docker runner lays out /autograder (see grading/docker) and starts the
 kernel (ipykernel, as the student) on the connection file kernel/kernel.json
-before starting this program. The student's side can read nothing of
+before starting this program (or warmstart.py forks both). The student's side can read nothing of
 source/ (the autograder: tests and config), job/ (this grader's copy of the
 notebook and metadata) or results/, and can write none of them.
 
@@ -783,8 +782,8 @@ class KernelWatch:
 
     def __init__(self, pid):
         import threading
-        self.lock = threading.Lock()
-        self.took = self.done = self.dead = False
+        self.lock = threading.Lock()  # the process ends holding it, if the kernel ends first
+        self.took = self.done = False
         self.pid = pid
         threading.Thread(target=self.wait, daemon=True).start()
 
@@ -794,7 +793,6 @@ class KernelWatch:
         except ChildProcessError:
             pass
         with self.lock:
-            self.dead = True
             if self.done:
                 return
             print("DeadKernelError: Kernel died while grading" if self.took else "the kernel of the spare ended",
@@ -803,8 +801,6 @@ class KernelWatch:
 
     def take(self):
         with self.lock:
-            if self.dead:
-                exit_now(EXIT_SPARE_BROKEN)
             self.took = True
 
     def finish(self):
